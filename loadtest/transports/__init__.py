@@ -1,0 +1,59 @@
+"""Wire-level, SDK-independent MCP client transports.
+
+Each one is an async context manager that yields a :class:`Channel`; :func:`connect` picks one
+by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Literal, get_args
+
+import aiohttp
+
+from loadtest.transports.base import Channel, Incoming, Message, Received, TransportError
+from loadtest.transports.sse import connect_sse
+from loadtest.transports.stdio import connect_stdio
+from loadtest.transports.streamable_http import connect_streamable_http
+
+TransportName = Literal["stdio", "sse", "http"]
+TRANSPORTS: tuple[TransportName, ...] = get_args(TransportName)
+
+__all__ = [
+    "TRANSPORTS",
+    "Channel",
+    "Incoming",
+    "Message",
+    "Received",
+    "TransportError",
+    "TransportName",
+    "connect",
+    "connect_sse",
+    "connect_stdio",
+    "connect_streamable_http",
+]
+
+
+def connect(
+    transport: TransportName,
+    *,
+    command: str | Sequence[str] | None = None,
+    url: str | None = None,
+    http: aiohttp.ClientSession | None = None,
+    headers: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
+    stderr_log: Path | None = None,
+    get_stream: bool = False,
+) -> AbstractAsyncContextManager[Channel]:
+    """Open ``transport`` to a command (stdio) or a URL (sse, http)."""
+    if transport == "stdio":
+        if command is None:
+            raise ValueError("stdio needs a command")
+        return connect_stdio(command, env=env, stderr_log=stderr_log)
+    if url is None:
+        raise ValueError(f"{transport} needs a URL")
+    if transport == "sse":
+        return connect_sse(url, http=http, headers=headers)
+    return connect_streamable_http(url, http=http, headers=headers, get_stream=get_stream)
