@@ -19,6 +19,7 @@ from typing import Any
 import anyio
 
 from loadtest import __version__
+from loadtest.aio import task_group
 from loadtest.errors import TargetError
 from loadtest.transports.base import (
     LATEST_PROTOCOL_VERSION,
@@ -298,7 +299,7 @@ async def open_session(
 ) -> AsyncIterator[Session]:
     """Run a session's reader over ``channel`` for the duration of the block (not initialised)."""
     session = Session(channel, request_timeout, on_anomaly)
-    async with anyio.create_task_group() as tg:
+    async with task_group() as tg:
         tg.start_soon(session._read)
         try:
             yield session

@@ -23,6 +23,7 @@ from typing import IO
 import anyio
 import anyio.abc
 
+from loadtest.aio import task_group
 from loadtest.errors import TargetError
 
 #: How long each step of the stop escalation may take before the next, harsher one.
@@ -132,7 +133,7 @@ async def launch(
     target = TargetProcess(argv, process, stderr_log)
     log = stderr_log.open("ab") if stderr_log is not None else None
     try:
-        async with anyio.create_task_group() as tg:
+        async with task_group() as tg:
             tg.start_soon(_drain_stderr, target, log)
             try:
                 yield target

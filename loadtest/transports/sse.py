@@ -11,6 +11,7 @@ import anyio
 import orjson
 from anyio.streams.memory import MemoryObjectSendStream
 
+from loadtest.aio import task_group
 from loadtest.errors import TargetError
 from loadtest.transports.base import Channel, Incoming, Message, Received, TransportError, deliver
 from loadtest.transports.http import CONNECT_TIMEOUT_S, client_session, describe_client_error
@@ -80,7 +81,7 @@ async def connect_sse(
                         TransportError("connection", describe_client_error(exc), message.get("id")),
                     )
 
-            async with anyio.create_task_group() as tg:
+            async with task_group() as tg:
                 tg.start_soon(_read_events, events, send_incoming)
                 try:
                     yield Channel(send, incoming, {"endpoint": endpoint, "url": url})

@@ -10,6 +10,7 @@ import anyio
 import orjson
 from anyio.streams.memory import MemoryObjectSendStream
 
+from loadtest.aio import task_group
 from loadtest.targets.process import TargetProcess, launch
 from loadtest.transports.base import Channel, Incoming, Message, Received, TransportError, deliver
 
@@ -46,7 +47,7 @@ async def connect_stdio(
                     send_incoming, TransportError("write_failed", f"stdin closed: {exc!r}", message.get("id"))
                 )
 
-        async with anyio.create_task_group() as tg:
+        async with task_group() as tg:
             tg.start_soon(_read_stdout, target, send_incoming)
             try:
                 yield Channel(send, incoming, {"pid": target.pid, "target": target})

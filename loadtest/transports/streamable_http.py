@@ -18,6 +18,7 @@ import anyio
 import orjson
 from anyio.streams.memory import MemoryObjectSendStream
 
+from loadtest.aio import task_group
 from loadtest.transports.base import Channel, Incoming, Message, Received, TransportError, deliver
 from loadtest.transports.http import client_session, describe_client_error
 from loadtest.transports.sse_parser import SseParser
@@ -76,7 +77,7 @@ async def connect_streamable_http(
     info: dict[str, Any] = {"url": url}
     async with client_session(http) as client:
         send_incoming, incoming = anyio.create_memory_object_stream[Incoming](_QUEUE)
-        async with anyio.create_task_group() as tg:
+        async with task_group() as tg:
 
             async def send(message: Message) -> None:
                 method = message.get("method")

@@ -1,0 +1,1 @@
+"""Reports: terminal tables now; markdown, HTML and JUnit later."""

@@ -1,0 +1,137 @@
+"""The end-of-run summary for people: one table per run, silent failures impossible to miss."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from loadtest.units import format_latency_us
+
+_COLUMNS = ("transport", "op", "calls", "rate/s", "p50", "p90", "p99", "p99.9", "max", "errors", "silent")
+_RIGHT = frozenset(_COLUMNS[2:])
+
+
+class Style:
+    """ANSI styling when writing to a terminal; plain text otherwise."""
+
+    def __init__(self, colour: bool) -> None:
+        self.colour = colour
+
+    def _wrap(self, code: str, text: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if self.colour else text
+
+    def bold(self, text: str) -> str:
+        return self._wrap("1", text)
+
+    def red(self, text: str) -> str:
+        return self._wrap("1;31", text)
+
+    def green(self, text: str) -> str:
+        return self._wrap("32", text)
+
+    def dim(self, text: str) -> str:
+        return self._wrap("2", text)
+
+
+def summary_rows(transports: Mapping[str, Any]) -> list[list[str]]:
+    rows: list[list[str]] = []
+    for transport, section in transports.items():
+        for op, stats in section.get("ops", {}).items():
+            latency = stats.get("latency_us", {})
+            answered = stats.get("count", 0) - stats.get("silent", {}).get("lost", 0)
+
+            def lat(key: str, latency: Mapping[str, Any] = latency, answered: int = answered) -> str:
+                return format_latency_us(latency[key]) if answered and key in latency else "-"
+
+            rows.append(
+                [
+                    transport,
+                    op,
+                    str(stats.get("count", 0)),
+                    f"{stats.get('rate', 0.0):.1f}",
+                    lat("p50"),
+                    lat("p90"),
+                    lat("p99"),
+                    lat("p999"),
+                    lat("max"),
+                    str(sum(stats.get("errors", {}).values())),
+                    str(sum(stats.get("silent", {}).values())),
+                ]
+            )
+    return rows
+
+
+def render_summary(run: Mapping[str, Any], style: Style) -> str:
+    """The table, then sessions, silent failures, thresholds and totals, as text."""
+    transports: Mapping[str, Any] = run.get("transports", {})
+    lines: list[str] = []
+    rows = summary_rows(transports)
+    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(_COLUMNS)]
+
+    def fmt(cells: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if _COLUMNS[i] in _RIGHT else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+
+    lines.append(style.bold(fmt(_COLUMNS)))
+    for row in rows:
+        text = fmt(row)
+        if row[-1] != "0":
+            text = style.red(text)
+        lines.append(text)
+    lines.append("")
+    for transport, section in transports.items():
+        sessions = section.get("sessions", {})
+        setup = sessions.get("setup_latency_us", {})
+        version = section.get("negotiated_protocol_version") or "?"
+        server = section.get("server") or {}
+        parts = [
+            f"{transport}: protocol {version}",
+            f"sessions {sessions.get('opened', 0)} opened, {sessions.get('failed', 0)} failed",
+        ]
+        if setup.get("p50") is not None and sessions.get("opened"):
+            parts.append(f"set-up p50 {format_latency_us(setup['p50'])}")
+        if server.get("rss_peak_bytes"):
+            parts.append(f"server RSS peak {server['rss_peak_bytes'] / 2**20:.0f} MiB, CPU {server.get('cpu_s', 0):.1f}s")
+        generator = section.get("generator") or {}
+        if generator.get("cpu_s") is not None:
+            parts.append(f"generator CPU {generator['cpu_s']:.1f}s")
+        lines.append(style.dim(" | ".join(parts)))
+    lines.extend(_silent_block(transports, style))
+    thresholds = run.get("thresholds") or []
+    if thresholds:
+        lines.append("")
+        lines.append(style.bold("thresholds"))
+        for item in thresholds:
+            mark = style.green("pass") if item.get("passed") else style.red("FAIL")
+            where = f" (worst: {item['scope']})" if item.get("scope") else ""
+            reason = f" — {item['reason']}" if item.get("reason") else ""
+            lines.append(f"  {mark}  {item['expr']}  measured {_value(item.get('value'))}{where}{reason}")
+    totals = run.get("totals") or {}
+    lines.append("")
+    lines.append(
+        f"{totals.get('calls', 0)} calls, {totals.get('errors', 0)} errors, "
+        + (style.red if totals.get("silent_failures") else style.green)(f"{totals.get('silent_failures', 0)} silent failures")
+    )
+    return "\n".join(lines)
+
+
+def _silent_block(transports: Mapping[str, Any], style: Style) -> list[str]:
+    lines: list[str] = []
+    for transport, section in transports.items():
+        for op, stats in section.get("ops", {}).items():
+            silent = {k: v for k, v in stats.get("silent", {}).items() if v}
+            if not silent:
+                continue
+            kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(silent.items()))
+            lines.append(style.red(f"SILENT FAILURES {transport}/{op}: {kinds}"))
+            for kind, examples in stats.get("silent_examples", {}).items():
+                for example in examples[:2]:
+                    lines.append(f"    {kind}: {example.get('detail', example)}")
+    if lines:
+        lines.insert(0, "")
+    return lines
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

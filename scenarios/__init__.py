@@ -1,0 +1,1 @@
+"""Ready-to-run scenarios, shipped inside the package as ``loadtest.scenarios``."""

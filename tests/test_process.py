@@ -1,0 +1,121 @@
+"""Launching and stopping targets: clear errors, and no process left behind."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+
+import anyio
+import psutil
+import pytest
+
+from loadtest.errors import TargetError
+from loadtest.session import open_session
+from loadtest.targets.process import launch, wait_for_port
+from loadtest.transports import connect
+
+pytestmark = pytest.mark.anyio
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+async def test_missing_command_is_one_clear_error() -> None:
+    with pytest.raises(TargetError, match=r"command 'no-such-mcp-server-xyz' not found"):
+        async with launch(["no-such-mcp-server-xyz", "--flag"]):
+            pass
+
+
+async def test_server_that_exits_at_start_reports_its_stderr() -> None:
+    script = "import sys; print('boom: missing config', file=sys.stderr); sys.exit(4)"
+    with pytest.raises(TargetError) as caught:
+        async with (
+            connect("stdio", command=[sys.executable, "-c", script]) as channel,
+            open_session(channel) as session,
+        ):
+            await session.initialize(timeout=10)
+    message = str(caught.value)
+    assert "exited with code 4" in message
+    assert "boom: missing config" in message
+
+
+async def test_http_server_that_dies_before_listening_is_reported() -> None:
+    script = "import sys; sys.stderr.write('cannot bind\\n'); sys.exit(2)"
+    with pytest.raises(TargetError, match="cannot bind"):
+        async with launch([sys.executable, "-c", script], stdin=False, stdout=False) as target:
+            await wait_for_port(target, "127.0.0.1", 9, timeout=10)
+
+
+async def test_garbage_on_stdout_is_reported_not_crashed_on() -> None:
+    script = textwrap.dedent(
+        """
+        import sys, json
+        print("this is not json", flush=True)
+        line = sys.stdin.readline()
+        msg = json.loads(line)
+        print(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "serverInfo": {"name": "x"}}}), flush=True)
+        sys.stdin.read()
+        """
+    )
+    seen = []
+    async with (
+        connect("stdio", command=[sys.executable, "-c", script]) as channel,
+        open_session(channel, on_anomaly=seen.append) as session,
+    ):
+        hello = await session.initialize(timeout=10)
+    assert hello.protocol_version == "2025-06-18"
+    assert [a.kind for a in seen] == ["non_json"]
+    assert not seen[0].silent
+
+
+async def test_stubborn_process_group_is_killed() -> None:
+    # Ignores stdin EOF and SIGTERM, and has a child of its own: all of it must go.
+    script = textwrap.dedent(
+        """
+        import os, signal, subprocess, sys, time
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        child = subprocess.Popen([sys.executable, "-c",
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"])
+        print(child.pid, flush=True)
+        time.sleep(600)
+        """
+    )
+    async with launch([sys.executable, "-c", script]) as target:
+        assert target.process.stdout is not None
+        line = await target.process.stdout.receive()
+        child_pid = int(line.split()[0])
+        pid = target.pid
+    assert _gone(pid)
+    with anyio.fail_after(5):
+        while not _gone(child_pid):
+            await anyio.sleep(0.05)
+
+
+async def test_cancelled_run_leaves_no_process() -> None:
+    pids: list[int] = []
+    with anyio.move_on_after(1.0):
+        async with launch([sys.executable, "-c", "import time; time.sleep(600)"]) as target:
+            pids.append(target.pid)
+            await anyio.sleep(600)
+    assert pids and _gone(pids[0])
+
+
+async def test_unreachable_url_is_one_clear_error() -> None:
+    for transport, path in (("sse", "/sse"), ("http", "/mcp")):
+        with pytest.raises(TargetError, match=r"127\.0\.0\.1:9.*(refused|unreachable)|initialize failed: connection"):
+            async with (
+                connect(transport, url=f"http://127.0.0.1:9{path}") as channel,  # type: ignore[arg-type]
+                open_session(channel) as session,
+            ):
+                await session.initialize(timeout=10)
+
+
+def test_no_zombie_children_of_this_process() -> None:
+    children = [p for p in psutil.Process(os.getpid()).children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
+    assert children == []
