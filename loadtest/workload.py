@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -63,7 +64,8 @@ def _time_for_area(r0: float, r1: float, d: float, area: float) -> float:
     if abs(slope) < 1e-15:
         return area / r0
     disc = r0 * r0 + 2 * slope * area
-    return (-r0 + max(disc, 0.0) ** 0.5) / slope
+    root: float = math.sqrt(max(disc, 0.0))
+    return (-r0 + root) / slope
 
 
 class OpPicker:

@@ -52,7 +52,8 @@ async def test_every_tool_prompt_and_resource(mode: str) -> None:
         assert prompt.result["messages"][0]["content"]["text"] == "Hello, Ada!"
 
         unknown = await session.request("no/such/method")
-        assert unknown.error is not None and unknown.error.kind == "jsonrpc_-32601"
+        assert unknown.error is not None
+        assert unknown.error.kind == "jsonrpc_-32601"
         assert not unknown.error.silent
 
         assert (await session.request("ping")).result == {}

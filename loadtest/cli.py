@@ -1,0 +1,232 @@
+"""The ``mcp-loadtest`` command line (DESIGN.md, "Command line (contract)").
+
+Exit codes: 0 all good; 1 a threshold failed; 2 usage error; 3 the run could not be carried
+out; 130 interrupted (partial results written). User mistakes print one line, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import anyio
+import click
+import orjson
+
+from loadtest import __version__
+from loadtest.aio import task_group
+from loadtest.driver import RunControl, TransportReport, run_scenario
+from loadtest.errors import LoadtestError
+from loadtest.metrics import Recorder
+from loadtest.progress import TerminalProgress
+from loadtest.report.terminal import Style, render_summary
+from loadtest.results import build_run, environment, run_dir, write_run
+from loadtest.scenario import Scenario, load_scenario
+from loadtest.targets.reference import REFERENCE_SERVER, reference_command
+from loadtest.thresholds import evaluate
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE, EXIT_RUN_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def _friendly(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn our own errors into one line on stderr and their exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except LoadtestError as exc:
+            click.echo(f"mcp-loadtest: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mcp-loadtest")
+def main() -> None:
+    """Load and conformance tester for MCP servers over stdio, legacy SSE and Streamable HTTP."""
+
+
+@main.command()
+@click.argument("scenario", required=False, type=click.Path(path_type=Path))
+@click.option("--target-cmd", metavar="CMD", help="Launch this server command ({transport}, {port}, {python} are filled in).")
+@click.option("--url", metavar="URL", help="Use a running server at URL instead of launching one.")
+@click.option(
+    "--transport",
+    "transports",
+    multiple=True,
+    type=click.Choice(["stdio", "sse", "http", "all"]),
+    help="Transport(s) to run; repeat or use 'all'. Default: the scenario's.",
+)
+@click.option("--sessions", type=click.IntRange(min=1), help="Concurrent sessions per transport.")
+@click.option("--duration", metavar="30s", help="Measured duration per transport (after warm-up).")
+@click.option("--requests", type=click.IntRange(min=1), help="Stop after this many calls per transport.")
+@click.option("--rate", metavar="200/s", help="Open model: target arrival rate (e.g. 200/s, 300/h).")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True, help="Directory under which the run's directory is created.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@click.option("--no-progress", is_flag=True, help="No live display; plain progress lines only.")
+@_friendly
+def run(
+    scenario: Path | None,
+    target_cmd: str | None,
+    url: str | None,
+    transports: tuple[str, ...],
+    sessions: int | None,
+    duration: str | None,
+    requests: int | None,
+    rate: str | None,
+    out: Path,
+    as_json: bool,
+    no_progress: bool,
+) -> None:
+    """Run SCENARIO (default: the bundled smoke scenario against the bundled reference server)."""
+    overrides: dict[str, Any] = {}
+    if transports:
+        overrides["transports"] = ["stdio", "sse", "http"] if "all" in transports else list(dict.fromkeys(transports))
+    for key, value in (
+        ("target.command", target_cmd),
+        ("target.url", url),
+        ("workload.sessions", sessions),
+        ("workload.duration", duration),
+        ("workload.requests", requests),
+        ("workload.rate", rate),
+    ):
+        if value is not None:
+            overrides[key] = value
+    loaded = load_scenario(scenario, overrides)
+    code = anyio.run(_run, loaded, out, as_json, no_progress)
+    sys.exit(code)
+
+
+async def _run(scenario: Scenario, out: Path, as_json: bool, no_progress: bool) -> int:
+    started = datetime.now(timezone.utc)
+    directory = run_dir(out, scenario.name, started)
+    recorder = Recorder(out_dir=directory)
+    progress = TerminalProgress(sys.stderr, live=False if no_progress else None)
+    control = RunControl()
+    failure: LoadtestError | None = None
+    reports: dict[str, TransportReport] = {}
+    progress.note(f"mcp-loadtest {__version__}: {scenario.name} -> {directory}")
+    async with task_group() as tg:
+        tg.start_soon(_watch_signals, control)
+        try:
+            reports = await run_scenario(
+                scenario, recorder, log_dir=directory, progress=progress, control=control
+            )
+        except LoadtestError as exc:
+            failure = exc
+        finally:
+            tg.cancel_scope.cancel()
+    recorder.finish()
+    document = _document(scenario, recorder, reports, started)
+    path = write_run(directory, document)
+    if as_json:
+        sys.stdout.write(orjson.dumps({**document, "path": str(path)}, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        click.echo(render_summary(document, Style(colour=sys.stdout.isatty() and "NO_COLOR" not in os.environ)))
+        click.echo(f"results: {path}")
+    if control.was_interrupted:
+        click.echo("mcp-loadtest: interrupted; partial results written", err=True)
+        return EXIT_INTERRUPTED
+    if failure is not None:
+        click.echo(f"mcp-loadtest: error: {failure}", err=True)
+        return failure.exit_code
+    if not all(item["passed"] for item in document["thresholds"]):
+        return EXIT_THRESHOLD
+    return EXIT_OK
+
+
+async def _watch_signals(control: RunControl) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            if control.interrupted.is_set():
+                # A second Ctrl-C: stop waiting for in-flight calls.
+                raise KeyboardInterrupt
+            control.interrupted.set()
+
+
+def _document(
+    scenario: Scenario, recorder: Recorder, reports: dict[str, TransportReport], started: datetime
+) -> dict[str, Any]:
+    transports = recorder.summary()
+    for name, report in reports.items():
+        section = transports.setdefault(name, {})
+        section["server_info"] = report.server_info
+        if report.error:
+            section["error"] = report.error
+    meta = {
+        "tool": {"name": "mcp-loadtest", "version": __version__},
+        "started": started.isoformat(),
+        "ended": datetime.now(timezone.utc).isoformat(),
+        **environment(),
+        "target": _target_meta(scenario, reports),
+        "scenario_hash": scenario.scenario_hash,
+    }
+    thresholds = [result.to_dict() for result in evaluate(scenario.thresholds, transports)]
+    return build_run(meta, scenario.to_dict(), transports, recorder.totals(), thresholds)
+
+
+def _target_meta(scenario: Scenario, reports: dict[str, TransportReport]) -> dict[str, Any]:
+    target = scenario.target
+    server_info = next((r.server_info for r in reports.values() if r.server_info), {})
+    if target.reference:
+        meta: dict[str, Any] = {"kind": "reference", "command": str(REFERENCE_SERVER), "sdk": _sdk_version(sys.executable)}
+    elif target.command:
+        meta = {"kind": "command", "command": target.command}
+    else:
+        meta = {"kind": "url", "url": target.url}
+    meta["server_info"] = server_info
+    return meta
+
+
+def _sdk_version(python: str) -> dict[str, str] | None:
+    """The `mcp` version installed for ``python`` (the reference server's SDK)."""
+    if python == sys.executable:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return {"name": "mcp", "version": version("mcp")}
+        except PackageNotFoundError:
+            return None
+    try:
+        out = subprocess.run(
+            [python, "-c", "import importlib.metadata as m; print(m.version('mcp'))"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"name": "mcp", "version": out.stdout.strip()}
+
+
+@main.command("reference-server", context_settings={"ignore_unknown_options": True})
+@click.option("--transport", type=click.Choice(["stdio", "sse", "http", "streamable-http"]), default="stdio", show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--json-response", is_flag=True, help="Streamable HTTP answers application/json instead of SSE.")
+@click.option("--stateless", is_flag=True, help="Stateless Streamable HTTP.")
+@click.option("--delay-ms", type=float, default=0.0, help="Added server-side delay per request.")
+def reference_server(transport: str, port: int, json_response: bool, stateless: bool, delay_ms: float) -> None:
+    """Start the bundled reference server with the installed `mcp` (listens on 127.0.0.1)."""
+    name = "http" if transport == "streamable-http" else transport
+    argv = reference_command(
+        name,
+        port=None if name == "stdio" else port,
+        json_response=json_response,
+        stateless=stateless,
+        delay_ms=delay_ms,
+    )
+    os.execv(argv[0], argv)

@@ -1,0 +1,573 @@
+"""The load generator: runs a scenario's workload on each transport and feeds the recorder.
+
+Transports run one after another, each against its own fresh target, so that they never
+compete for the machine's two cores. Within a transport:
+
+* closed model: ``sessions`` workers, each sending its next call when the last returned
+  (plus think time);
+* open model: one scheduler releases calls at their intended times (``workload.arrivals``),
+  each on the next session in turn, never waiting for earlier calls; latency is measured from
+  the intended time (corrected for coordinated omission) and from the actual send.
+
+Calls whose intended time falls in the warm-up are made but not recorded.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import resource
+import secrets
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+from hdrh.histogram import HdrHistogram
+
+from loadtest.aio import task_group
+from loadtest.errors import TargetError
+from loadtest.integrity import Checker
+from loadtest.metrics import OpStats, Recorder
+from loadtest.scenario import Scenario
+from loadtest.session import Anomaly, Session, open_session
+from loadtest.targets.monitor import ProcessMonitor
+from loadtest.targets.reference import Endpoint, free_port, reference_command, start_target
+from loadtest.transports import connect
+from loadtest.transports.http import new_client_session
+from loadtest.workload import OpPicker, arrivals, rate_stages
+
+#: How long in-flight calls may finish after an interrupt before they are abandoned.
+INTERRUPT_GRACE_S = 2.0
+#: Pause before reopening a session that failed mid-run, so a dead server is not hammered.
+REOPEN_BACKOFF_S = 0.2
+_SEED_MASK = 0xFFFFFFFF
+
+
+class Progress:
+    """What the driver tells whoever displays progress (see ``loadtest.progress``)."""
+
+    def transport_started(self, transport: str, planned_s: float | None, planned_calls: int | None) -> None: ...
+
+    def tick(self, transport: str, elapsed_s: float, warming: bool, recorder: Recorder) -> None: ...
+
+    def transport_done(self, transport: str) -> None: ...
+
+    def note(self, text: str) -> None: ...
+
+
+@dataclass
+class RunControl:
+    """Shared between the driver and whoever may stop it (signal handler, tests)."""
+
+    interrupted: anyio.Event = field(default_factory=anyio.Event)
+    #: Set when the run ended early because of an interrupt.
+    was_interrupted: bool = False
+
+
+@dataclass
+class TransportReport:
+    """What a transport's run learned besides the recorder's numbers."""
+
+    protocol_version: str | None = None
+    server_info: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+async def run_scenario(
+    scenario: Scenario,
+    recorder: Recorder,
+    *,
+    python: str = sys.executable,
+    log_dir: Path | None = None,
+    progress: Progress | None = None,
+    control: RunControl | None = None,
+) -> dict[str, TransportReport]:
+    """Run every transport of ``scenario``; stop early (keeping results) when interrupted.
+
+    Raises :class:`TargetError` when a target cannot be started or reached; the reports of the
+    transports that ran before are kept in ``recorder``.
+    """
+    progress = progress or Progress()
+    control = control or RunControl()
+    reports: dict[str, TransportReport] = {}
+    for transport in scenario.transports:
+        if control.interrupted.is_set():
+            break
+        report = reports[transport] = TransportReport()
+        runner = _TransportRun(transport, scenario, recorder, report, progress, control, python, log_dir)
+        await runner.run()
+    return reports
+
+
+class _TransportRun:
+    def __init__(
+        self,
+        transport: str,
+        scenario: Scenario,
+        recorder: Recorder,
+        report: TransportReport,
+        progress: Progress,
+        control: RunControl,
+        python: str,
+        log_dir: Path | None,
+    ) -> None:
+        self.transport = transport
+        self.scenario = scenario
+        self.workload = scenario.workload
+        self.recorder = recorder
+        self.report = report
+        self.progress = progress
+        self.control = control
+        self.python = python
+        self.log_dir = log_dir
+        ops = scenario.ops
+        self.ops = ops
+        self.stats: list[OpStats] = [recorder.op(transport, op.name) for op in ops]
+        self.checkers = [Checker(op) for op in ops]
+        self.picker = OpPicker([op.weight for op in ops], seed=0)
+        self.token = secrets.token_hex(3)
+        self.counter = itertools.count(1)
+        self.seed_base = secrets.randbits(32)
+        self.stopping = anyio.Event()
+        self.in_flight = 0
+        self.drained = anyio.Event()
+        self.measured_calls = 0
+        self.request_limit = self.workload.requests or 0
+        warmup = self.workload.warmup
+        self.t0_ns = 0  # set when the first session is up
+        self.warmup_ns = int(warmup * 1e9)
+        self.planned_s = self._planned_duration()
+        self.http: aiohttp.ClientSession | None = None
+        self.endpoint: Endpoint | None = None
+        self.monitor = ProcessMonitor()
+        self._monitored = False
+        self.lag = HdrHistogram(1, 60_000_000, 2)
+
+    # -- plan -------------------------------------------------------------------------------
+
+    def _planned_duration(self) -> float | None:
+        workload = self.workload
+        if workload.stages:
+            return sum(stage.duration for stage in workload.stages)
+        return workload.duration or None
+
+    @property
+    def measure_start_ns(self) -> int:
+        return self.t0_ns + self.warmup_ns
+
+    def _active_sessions(self, now_ns: int) -> int:
+        """Closed model with stages: how many sessions should be sending now."""
+        stages = self.workload.stages
+        if not stages:
+            return self.workload.sessions
+        t = max(0.0, (now_ns - self.measure_start_ns) / 1e9)
+        for stage in stages:
+            if t < stage.duration:
+                return stage.sessions or self.workload.sessions
+            t -= stage.duration
+        return stages[-1].sessions or self.workload.sessions
+
+    # -- the run ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        transport = self.transport
+        scenario = self.scenario
+        target = scenario.target
+        port = free_port() if transport != "stdio" else None
+        command = self._command(port)
+        url = None if target.reference else scenario.url_for(transport)
+        stderr_log = self.log_dir / f"server-{transport}.log" if self.log_dir is not None else None
+        cpu_start = _cpu_s()
+        async with (
+            start_target(
+                transport,
+                command=command,
+                url=url,
+                env=target.env,
+                headers=target.headers,
+                ready_timeout=target.ready_timeout,
+                stderr_log=stderr_log,
+                port=port,
+            ) as endpoint,
+            _http_client(transport) as http,
+            task_group() as tg,
+        ):
+            self.endpoint = endpoint
+            self.http = http
+            self.tg = tg
+            if endpoint.process is not None:
+                self._start_monitor(endpoint.process.pid)
+            if self.workload.model == "open":
+                await self._run_open()
+            else:
+                await self._run_closed()
+            tg.cancel_scope.cancel()
+        self.recorder.finish_transport(transport, time.perf_counter_ns())
+        self.recorder.set_generator(
+            transport,
+            round(_cpu_s() - cpu_start, 3),
+            self.lag.get_value_at_percentile(99.0),
+            lag_max_us=self.lag.get_max_value(),
+        )
+        if self._monitored:
+            self.recorder.set_server(transport, self.monitor.summary())
+        self.progress.transport_done(transport)
+
+    def _command(self, port: int | None) -> list[str] | None:
+        target = self.scenario.target
+        if target.reference:
+            return reference_command(
+                self.transport,
+                python=self.python,
+                port=port,
+                json_response=target.json_response,
+                stateless=target.stateless,
+                delay_ms=target.delay_ms,
+            )
+        return self.scenario.command_for(self.transport, port, self.python)
+
+    def _ready(self) -> None:
+        """The first session is up: the clock starts, warm-up begins."""
+        self.t0_ns = time.perf_counter_ns()
+        self.progress.transport_started(self.transport, self.planned_s, self.request_limit or None)
+        self.tg.start_soon(self._begin_measuring)
+        self.tg.start_soon(self._ticker)
+        self.tg.start_soon(self._lag_probe)
+        self.tg.start_soon(self._watch_interrupt)
+
+    def _start_monitor(self, pid: int) -> None:
+        if not self._monitored:
+            self._monitored = True
+            self.tg.start_soon(self.monitor.run, pid)
+
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[Session]:
+        """Connect, initialise, record the set-up latency; yield the ready session."""
+        endpoint = self.endpoint
+        assert endpoint is not None
+        started = time.perf_counter_ns()
+        try:
+            async with (
+                connect(
+                    self.transport,  # type: ignore[arg-type]
+                    command=endpoint.command,
+                    url=endpoint.url,
+                    http=self.http,
+                    headers=endpoint.headers,
+                    env=endpoint.env,
+                ) as channel,
+                open_session(channel, request_timeout=self.workload.request_timeout, on_anomaly=self._on_anomaly) as session,
+            ):
+                hello = await session.initialize(timeout=self.workload.connect_timeout)
+                self.recorder.record_session(self.transport, time.perf_counter_ns() - started, failed=False)
+                if self.report.protocol_version is None:
+                    self.report.protocol_version = hello.protocol_version
+                    self.report.server_info = hello.server_info
+                    self.recorder.set_protocol_version(self.transport, hello.protocol_version)
+                if "pid" in channel.info:
+                    # stdio: every session is its own server process; sample the first one.
+                    self._start_monitor(channel.info["pid"])
+                yield session
+        except TargetError:
+            self.recorder.record_session(self.transport, None, failed=True)
+            raise
+
+    def _on_anomaly(self, anomaly: Anomaly) -> None:
+        if time.perf_counter_ns() < self.measure_start_ns:
+            return
+        self.recorder.record_anomaly(self.transport, anomaly.method, anomaly.kind, anomaly.silent, anomaly.detail)
+
+    # -- calls ------------------------------------------------------------------------------
+
+    def _ticket(self, intended_ns: int) -> bool:
+        """May a call intended at ``intended_ns`` go out? Counts measured calls against the limit."""
+        if self.stopping.is_set():
+            return False
+        if intended_ns >= self.measure_start_ns:
+            if self.planned_s is not None and intended_ns >= self.measure_start_ns + int(self.planned_s * 1e9):
+                self.stopping.set()
+                return False
+            if self.request_limit:
+                if self.measured_calls >= self.request_limit:
+                    self.stopping.set()
+                    return False
+                self.measured_calls += 1
+        return True
+
+    async def _call(self, session: Session, index: int, intended_ns: int) -> None:
+        op = self.ops[index]
+        k = next(self.counter)
+        nonce = f"nonce-{self.token}-{k}"
+        seed = (self.seed_base + k) & _SEED_MASK
+        params = op.render(nonce, seed)
+        self.in_flight += 1
+        try:
+            outcome = await session.request(op.method, params, progress=op.progress)
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0 and self.stopping.is_set():
+                self.drained.set()
+        if intended_ns < self.measure_start_ns:
+            return
+        verdict = self.checkers[index].check(outcome, params, nonce, seed)
+        example = None
+        if not verdict.ok:
+            example = {"request_id": outcome.request_id, "op": op.name, "nonce": nonce, "detail": verdict.detail}
+        self.stats[index].record(
+            intended_ns,
+            outcome.sent_ns,
+            0 if verdict.silent == "lost" else outcome.done_ns,
+            error=verdict.error,
+            silent=verdict.silent,
+            bytes_in=outcome.nbytes,
+            example=example,
+        )
+
+    # -- closed model -----------------------------------------------------------------------
+
+    async def _run_closed(self) -> None:
+        async with task_group() as tg:
+            # The first session is the readiness check: if it cannot be opened, nothing can.
+            await tg.start(self._closed_worker, 0)
+            for index in range(1, self._max_sessions()):
+                tg.start_soon(self._closed_worker, index)
+            await self.stopping.wait()
+            await self._drain()
+            tg.cancel_scope.cancel()
+
+    def _max_sessions(self) -> int:
+        stages = self.workload.stages
+        counts = [stage.sessions for stage in stages if stage.sessions] if stages else []
+        return max([self.workload.sessions, *counts])
+
+    async def _closed_worker(self, index: int, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        churn = self.workload.churn
+        think = self.workload.think_time
+        first = True
+        while not self.stopping.is_set():
+            async with self._reopen(first) as session:
+                if session is None:
+                    continue
+                if first:
+                    first = False
+                    self._ready()
+                    task_status.started()
+                calls = 0
+                while churn == 0 or calls < churn:
+                    now = time.perf_counter_ns()
+                    if index >= self._active_sessions(now):
+                        await _sleep_unless(self.stopping, 0.05)
+                        if self.stopping.is_set():
+                            return
+                        continue
+                    if not self._ticket(now):
+                        return
+                    await self._call(session, self.picker.pick(), now)
+                    calls += 1
+                    if think:
+                        await _sleep_unless(self.stopping, think)
+
+    @asynccontextmanager
+    async def _reopen(self, first: bool) -> AsyncIterator[Session | None]:
+        """A worker's next session; ``None`` if it could not be opened (counted, retried).
+
+        The very first session of a transport is the readiness check: its failure ends the run.
+        """
+        if first:
+            async with self._session() as session:
+                yield session
+            return
+        try:
+            async with self._session() as session:
+                yield session
+                return
+        except TargetError as exc:
+            self.report.error = str(exc)
+        await _sleep_unless(self.stopping, REOPEN_BACKOFF_S)
+        yield None
+
+    # -- open model -------------------------------------------------------------------------
+
+    async def _run_open(self) -> None:
+        slots = [_Slot() for _ in range(self.workload.sessions)]
+        async with task_group() as tg:
+            await tg.start(self._slot_worker, slots[0], True)
+            for slot in slots[1:]:
+                tg.start_soon(self._slot_worker, slot, False)
+            async with task_group() as calls:
+                await self._schedule(slots, calls)
+                self.stopping.set()
+                await self._drain()
+                calls.cancel_scope.cancel()
+            tg.cancel_scope.cancel()
+
+    def _rate_stages(self) -> list[Any]:
+        workload = self.workload
+        if workload.stages:
+            stages = [(stage.duration, stage.rate or 0.0) for stage in workload.stages]
+        else:
+            duration = workload.duration or math.inf
+            stages = [(duration, workload.rate or 0.0)]
+        warmup = [(workload.warmup, stages[0][1])] if workload.warmup else []
+        return rate_stages(warmup + stages)
+
+    async def _schedule(self, slots: list[_Slot], calls: TaskGroup) -> None:
+        turn = 0
+        for t in arrivals(self._rate_stages()):
+            intended = self.t0_ns + int(t * 1e9)
+            delay = (intended - time.perf_counter_ns()) / 1e9
+            if delay > 0:
+                await _sleep_unless(self.stopping, delay)
+            if not self._ticket(intended):
+                return
+            for _ in range(len(slots)):
+                slot = slots[turn % len(slots)]
+                turn += 1
+                if slot.session is not None:
+                    break
+            else:
+                # No session is open (all reconnecting): the call cannot go out at all.
+                self.stats[self.picker.pick()].record(intended, intended, 0, error="no_session")
+                continue
+            calls.start_soon(self._slot_call, slot, self.picker.pick(), intended)
+
+    async def _slot_call(self, slot: _Slot, index: int, intended_ns: int) -> None:
+        session = slot.session
+        assert session is not None
+        slot.calls += 1
+        slot.in_flight += 1
+        if self.workload.churn and slot.calls >= self.workload.churn:
+            slot.session = None
+            slot.retire.set()
+        try:
+            await self._call(session, index, intended_ns)
+        finally:
+            slot.in_flight -= 1
+            if slot.in_flight == 0:
+                slot.idle.set()
+
+    async def _slot_worker(
+        self, slot: _Slot, first: bool, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        started = False
+        first_slot = first
+        while not self.stopping.is_set():
+            async with self._reopen(first) as session:
+                first = False
+                if session is None:
+                    continue
+                slot.session = session
+                slot.calls = 0
+                if not started and first_slot:
+                    started = True
+                    self._ready()
+                    task_status.started()
+                async with task_group() as waiter:
+                    waiter.start_soon(_set_when, self.stopping, slot.retire)
+                    await slot.retire.wait()
+                    waiter.cancel_scope.cancel()
+                slot.session = None
+                # Let the calls still out on this session finish before closing it.
+                while slot.in_flight:
+                    slot.idle = anyio.Event()
+                    await slot.idle.wait()
+                slot.retire = anyio.Event()
+        if not started and first_slot:
+            task_status.started()
+
+    # -- ending -----------------------------------------------------------------------------
+
+    async def _drain(self) -> None:
+        """Give in-flight calls their deadline (or the interrupt grace) to finish."""
+        if self.in_flight == 0:
+            return
+        grace = INTERRUPT_GRACE_S if self.control.interrupted.is_set() else self.workload.request_timeout + 1.0
+        with anyio.move_on_after(grace):
+            while self.in_flight:
+                self.drained = anyio.Event()
+                await self.drained.wait()
+
+    async def _watch_interrupt(self) -> None:
+        await self.control.interrupted.wait()
+        self.control.was_interrupted = True
+        self.stopping.set()
+
+    async def _begin_measuring(self) -> None:
+        # End of warm-up: what the recorder holds for this transport so far is discarded, and
+        # its measured time starts now. Calls intended before this are not recorded (_call).
+        await anyio.sleep(max(0.0, (self.measure_start_ns - time.perf_counter_ns()) / 1e9))
+        self.recorder.reset(self.measure_start_ns, transport=self.transport)
+
+    async def _ticker(self) -> None:
+        interval_ns = 1_000_000_000
+        next_tick = self.t0_ns + interval_ns
+        while True:
+            await anyio.sleep(max(0.0, (next_tick - time.perf_counter_ns()) / 1e9))
+            now = time.perf_counter_ns()
+            measuring = now >= self.measure_start_ns
+            if measuring:
+                self.recorder.tick(now, transport=self.transport)
+            if self.planned_s is not None and now >= self.measure_start_ns + int(self.planned_s * 1e9):
+                # Also ends a run in which no call was due (idle stages, a very low rate).
+                self.stopping.set()
+            self.progress.tick(self.transport, (now - self.measure_start_ns) / 1e9, not measuring, self.recorder)
+            next_tick += interval_ns
+
+    async def _lag_probe(self) -> None:
+        # The event loop's scheduling lag: how late a 10 ms sleep wakes up. A generator whose
+        # loop is late sends late, and the corrected histogram then blames the server.
+        period_ns = 10_000_000
+        while True:
+            before = time.perf_counter_ns()
+            await anyio.sleep(period_ns / 1e9)
+            late_us = max(0, (time.perf_counter_ns() - before - period_ns) // 1000)
+            self.lag.record_value(min(late_us, 60_000_000))
+
+
+@dataclass
+class _Slot:
+    """One session of the open model, replaced after ``churn`` calls."""
+
+    session: Session | None = None
+    calls: int = 0
+    in_flight: int = 0
+    retire: anyio.Event = field(default_factory=anyio.Event)
+    idle: anyio.Event = field(default_factory=anyio.Event)
+
+
+async def _sleep_unless(event: anyio.Event, seconds: float) -> None:
+    with anyio.move_on_after(seconds):
+        await event.wait()
+
+
+async def _set_when(source: anyio.Event, target: anyio.Event) -> None:
+    await source.wait()
+    target.set()
+
+
+@asynccontextmanager
+async def _http_client(transport: str) -> AsyncIterator[aiohttp.ClientSession | None]:
+    if transport == "stdio":
+        yield None
+        return
+    http = new_client_session()
+    try:
+        yield http
+    finally:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+            await http.close()
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+__all__ = ["Progress", "RunControl", "TransportReport", "run_scenario"]

@@ -1,0 +1,197 @@
+"""Resource usage of a launched target (its whole process tree) and of the generator itself.
+
+A target is often more than one process: ``npx`` runs a shell that runs node, ``uv run``
+runs python. Memory, threads and descriptors are summed over the tree at each sample. CPU is
+cumulative, so processes that exit must not take their share with them: each process's last
+reading is remembered, and a process that disappears while its parent is alive has been
+reaped by that parent, whose ``children_user/children_system`` times now hold all of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import anyio.abc
+import psutil
+
+#: Most points kept in the time series; when full, every other point is dropped.
+MAX_SAMPLES = 3600
+
+_GONE = (psutil.NoSuchProcess, psutil.AccessDenied)  # ZombieProcess is a NoSuchProcess
+
+
+@dataclass(slots=True)
+class _Seen:
+    """The last reading of one process of the tree."""
+
+    ppid: int
+    #: user + system CPU seconds of the process itself.
+    own_s: float
+    #: CPU seconds of its children that it has reaped (they are no longer in the tree).
+    reaped_s: float
+
+
+class ProcessMonitor:
+    """Samples a process and its descendants; :meth:`summary` goes into run.json's ``server``."""
+
+    def __init__(self, *, max_samples: int = MAX_SAMPLES) -> None:
+        if max_samples < 2:
+            raise ValueError("max_samples must be at least 2")
+        self._max_samples = max_samples
+        self._root: psutil.Process | None = None
+        self._ended = False
+        self._seen: dict[tuple[int, float], _Seen] = {}
+        #: CPU seconds of processes that left the tree with nobody in it to account for them.
+        self._departed_s = 0.0
+        self._t0: float | None = None
+        self._cpu0 = 0.0
+        self._rss_start: int | None = None
+        self._rss_peak: int | None = None
+        self._rss_end: int | None = None
+        self._cpu_s = 0.0
+        self._fds_peak: int | None = None
+        self._threads_peak: int | None = None
+        self._procs_peak = 0
+        self._samples: list[list[float | int | None]] = []
+        #: Keep one sample in ``_stride`` (doubles at every downsampling).
+        self._stride = 1
+        self._skipped = 0
+
+    @property
+    def ended(self) -> bool:
+        """Whether the process is gone (or never was); no further samples will be taken."""
+        return self._ended
+
+    def attach(self, pid: int) -> bool:
+        """Watch ``pid`` from now on; False (and :attr:`ended`) if there is no such process."""
+        try:
+            self._root = psutil.Process(pid)
+        except _GONE:
+            self._root = None
+            self._ended = True
+            return False
+        return True
+
+    async def run(
+        self,
+        pid: int,
+        *,
+        interval_s: float = 1.0,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Sample ``pid`` now and every ``interval_s`` until cancelled or the process is gone.
+
+        Signals readiness (``tg.start``) after the first sample, so a start value exists.
+        """
+        if self.attach(pid):
+            self.sample_now()
+        task_status.started()
+        while not self._ended:
+            await anyio.sleep(interval_s)
+            self.sample_now()
+
+    def sample_now(self) -> bool:
+        """Take one sample synchronously; False once the process is gone (what was kept stays)."""
+        root = self._root
+        if root is None or self._ended:
+            return False
+        try:
+            if root.status() == psutil.STATUS_ZOMBIE:
+                raise psutil.ZombieProcess(root.pid)
+            procs = [root, *root.children(recursive=True)]
+        except _GONE:
+            self._ended = True
+            return False
+        now = time.monotonic()
+        rss = threads = 0
+        fds: int | None = None
+        alive: dict[tuple[int, float], _Seen] = {}
+        for proc in procs:
+            try:
+                with proc.oneshot():
+                    key = (proc.pid, proc.create_time())
+                    times = proc.cpu_times()
+                    seen = _Seen(
+                        proc.ppid(), times.user + times.system, times.children_user + times.children_system
+                    )
+                    rss += proc.memory_info().rss
+                    threads += proc.num_threads()
+                    with contextlib.suppress(psutil.AccessDenied):
+                        fds = (fds or 0) + proc.num_fds()
+            except _GONE:
+                if proc is root:
+                    self._ended = True
+                    return False
+                continue  # exited between listing and reading: accounted below as departed
+            alive[key] = seen
+        alive_pids = {pid for pid, _ in alive}
+        for key, seen in self._seen.items():
+            # Gone with its parent still here: the parent reaped it and its reaped_s holds
+            # all of it. Gone otherwise (orphaned, or its parent went too): keep its last reading.
+            if key not in alive and seen.ppid not in alive_pids:
+                self._departed_s += seen.own_s + seen.reaped_s
+        self._seen = alive
+        cpu_total = self._departed_s + sum(s.own_s + s.reaped_s for s in alive.values())
+        self._store(now, rss, cpu_total, fds, threads, len(alive))
+        return True
+
+    def _store(
+        self, now: float, rss: int, cpu_total: float, fds: int | None, threads: int, procs: int
+    ) -> None:
+        if self._t0 is None:
+            self._t0 = now
+            self._cpu0 = cpu_total
+            self._rss_start = rss
+        # max(): a misattributed exit (see sample_now) must not make cumulative CPU go back.
+        self._cpu_s = max(self._cpu_s, cpu_total - self._cpu0)
+        self._rss_end = rss
+        self._rss_peak = rss if self._rss_peak is None else max(self._rss_peak, rss)
+        if fds is not None:
+            self._fds_peak = fds if self._fds_peak is None else max(self._fds_peak, fds)
+        self._threads_peak = threads if self._threads_peak is None else max(self._threads_peak, threads)
+        self._procs_peak = max(self._procs_peak, procs)
+        self._skipped += 1
+        if self._skipped < self._stride and self._samples:
+            return
+        self._skipped = 0
+        self._samples.append([round(now - self._t0, 3), rss, round(self._cpu_s, 3), fds, threads])
+        if len(self._samples) >= self._max_samples:
+            del self._samples[1::2]
+            self._stride *= 2
+
+    def summary(self) -> dict[str, Any]:
+        """Start, peak and end RSS, CPU seconds since the first sample, peaks, and the series.
+
+        ``samples`` rows are ``[t_s, rss_bytes, cpu_s, fds, threads]``; ``fds`` is ``None``
+        where the system would not tell. Values are ``None`` if no sample was ever taken.
+        """
+        return {
+            "rss_start_bytes": self._rss_start,
+            "rss_peak_bytes": self._rss_peak,
+            "rss_end_bytes": self._rss_end,
+            "cpu_s": round(self._cpu_s, 3) if self._t0 is not None else None,
+            "fds_peak": self._fds_peak,
+            "threads_peak": self._threads_peak,
+            "processes_peak": self._procs_peak,
+            "samples": [list(row) for row in self._samples],
+        }
+
+
+_self_process: psutil.Process | None = None
+
+
+def self_usage() -> tuple[float, int]:
+    """The generator's own ``(cpu_s, rss_bytes)``: CPU since start, current resident memory."""
+    global _self_process
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    if _self_process is None:
+        _self_process = psutil.Process()
+    return usage.ru_utime + usage.ru_stime, _self_process.memory_info().rss
+
+
+__all__ = ["MAX_SAMPLES", "ProcessMonitor", "self_usage"]

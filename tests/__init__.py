@@ -1,0 +1,1 @@
+"""mcp-loadtest tests."""
