@@ -137,6 +137,10 @@ class _TransportRun:
         self.seed_base = secrets.randbits(32)
         self.stopping = anyio.Event()
         self.in_flight = 0
+        #: Open model: calls dispatched to a session but still waiting for room on it.
+        self.queued = 0
+        #: The most calls on the wire at once (closed model: at most ``sessions``).
+        self.in_flight_max = 0
         self.drained = anyio.Event()
         self.measured_calls = 0
         self.request_limit = self.workload.requests or 0
@@ -215,6 +219,7 @@ class _TransportRun:
             round(_cpu_s() - cpu_start, 3),
             self.lag.get_value_at_percentile(99.0),
             lag_max_us=self.lag.get_max_value(),
+            in_flight_max=self.in_flight_max,
         )
         if self._monitored:
             self.recorder.set_server(transport, self.monitor.summary())
@@ -308,12 +313,13 @@ class _TransportRun:
         seed = (self.seed_base + k) & _SEED_MASK
         params = op.render(nonce, seed)
         self.in_flight += 1
+        if self.in_flight > self.in_flight_max:
+            self.in_flight_max = self.in_flight
         try:
             outcome = await session.request(op.method, params, progress=op.progress)
         finally:
             self.in_flight -= 1
-            if self.in_flight == 0 and self.stopping.is_set():
-                self.drained.set()
+            self._maybe_drained()
         if intended_ns < self.measure_start_ns:
             return
         verdict = self.checkers[index].check(outcome, params, nonce, seed)
@@ -396,7 +402,8 @@ class _TransportRun:
     # -- open model -------------------------------------------------------------------------
 
     async def _run_open(self) -> None:
-        slots = [_Slot() for _ in range(self.workload.sessions)]
+        cap = self.workload.max_in_flight
+        slots = [_Slot(limiter=anyio.CapacityLimiter(cap or math.inf)) for _ in range(self.workload.sessions)]
         async with task_group() as tg:
             await tg.start(self._slot_worker, slots[0], True)
             for slot in slots[1:]:
@@ -419,35 +426,54 @@ class _TransportRun:
         return rate_stages(warmup + stages)
 
     async def _schedule(self, slots: list[_Slot], calls: TaskGroup) -> None:
+        cap = self.workload.max_in_flight or math.inf
         turn = 0
+        end_ns = self.measure_start_ns + int(self.planned_s * 1e9) if self.planned_s is not None else None
         for t in arrivals(self._rate_stages()):
             intended = self.t0_ns + int(t * 1e9)
+            if end_ns is not None and intended >= end_ns:
+                # The next call would fall after the end: hold until the end, not until then
+                # (at 300/h that could be 12 s late), so the measured time is the planned one.
+                await _sleep_unless(self.stopping, (end_ns - time.perf_counter_ns()) / 1e9)
+                return
             delay = (intended - time.perf_counter_ns()) / 1e9
             if delay > 0:
                 await _sleep_unless(self.stopping, delay)
             if not self._ticket(intended):
                 return
-            for _ in range(len(slots)):
-                slot = slots[turn % len(slots)]
-                turn += 1
-                if slot.session is not None:
-                    break
+            # The next open session with room for another call; if all are full, the next
+            # open one in turn, where the call waits (its intended time keeps running).
+            chosen = None
+            for step in range(len(slots)):
+                slot = slots[(turn + step) % len(slots)]
+                if slot.session is not None and (chosen is None or slot.in_flight < cap):
+                    chosen = slot
+                    if slot.in_flight < cap:
+                        turn += step + 1
+                        break
             else:
+                turn += 1
+            if chosen is None:
                 # No session is open (all reconnecting): the call cannot go out at all.
                 self.stats[self.picker.pick()].record(intended, intended, 0, error="no_session")
                 continue
-            calls.start_soon(self._slot_call, slot, self.picker.pick(), intended)
+            session = chosen.session
+            assert session is not None
+            chosen.in_flight += 1
+            self.queued += 1
+            calls.start_soon(self._slot_call, chosen, session, self.picker.pick(), intended)
 
-    async def _slot_call(self, slot: _Slot, index: int, intended_ns: int) -> None:
-        session = slot.session
-        assert session is not None
+    async def _slot_call(self, slot: _Slot, session: Session, index: int, intended_ns: int) -> None:
+        # in_flight counts calls assigned to the slot (queued or sent); the limiter lets
+        # max_in_flight of them onto the wire at once.
         slot.calls += 1
-        slot.in_flight += 1
         if self.workload.churn and slot.calls >= self.workload.churn:
             slot.session = None
             slot.retire.set()
         try:
-            await self._call(session, index, intended_ns)
+            async with slot.limiter:
+                self.queued -= 1
+                await self._call(session, index, intended_ns)
         finally:
             slot.in_flight -= 1
             if slot.in_flight == 0:
@@ -484,13 +510,15 @@ class _TransportRun:
 
     # -- ending -----------------------------------------------------------------------------
 
+    def _maybe_drained(self) -> None:
+        if self.in_flight == 0 and self.queued == 0 and self.stopping.is_set():
+            self.drained.set()
+
     async def _drain(self) -> None:
-        """Give in-flight calls their deadline (or the interrupt grace) to finish."""
-        if self.in_flight == 0:
-            return
+        """Give outstanding calls their deadline (or the interrupt grace) to finish."""
         grace = INTERRUPT_GRACE_S if self.control.interrupted.is_set() else self.workload.request_timeout + 1.0
         with anyio.move_on_after(grace):
-            while self.in_flight:
+            while self.in_flight or self.queued:
                 self.drained = anyio.Event()
                 await self.drained.wait()
 
@@ -514,8 +542,13 @@ class _TransportRun:
             measuring = now >= self.measure_start_ns
             if measuring:
                 self.recorder.tick(now, transport=self.transport)
-            if self.planned_s is not None and now >= self.measure_start_ns + int(self.planned_s * 1e9):
-                # Also ends a run in which no call was due (idle stages, a very low rate).
+            if (
+                self.workload.model == "closed"
+                and self.planned_s is not None
+                and now >= self.measure_start_ns + int(self.planned_s * 1e9)
+            ):
+                # Also ends a closed run in which no call was due (idle stages). The open
+                # model's schedule ends itself, so no call due before the end is refused.
                 self.stopping.set()
             self.progress.tick(self.transport, (now - self.measure_start_ns) / 1e9, not measuring, self.recorder)
             next_tick += interval_ns
@@ -540,6 +573,7 @@ class _Slot:
     in_flight: int = 0
     retire: anyio.Event = field(default_factory=anyio.Event)
     idle: anyio.Event = field(default_factory=anyio.Event)
+    limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
 
 
 async def _sleep_unless(event: anyio.Event, seconds: float) -> None:

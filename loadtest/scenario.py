@@ -86,6 +86,7 @@ _WORKLOAD_KEYS = (
     "think_time",
     "warmup",
     "churn",
+    "max_in_flight",
     "request_timeout",
     "connect_timeout",
     "stages",
@@ -347,6 +348,10 @@ class Workload:
     think_time: float = 0.0
     warmup: float = DEFAULT_WARMUP_S
     churn: int = 0
+    #: Open model: calls one session may have outstanding at once (0 = no limit). With 1, as
+    #: with wrk2's connections, a stalled server delays the next sends, and the latency from
+    #: the intended send time (coordinated-omission corrected) shows the stall in full.
+    max_in_flight: int = 1
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S
     stages: tuple[Stage, ...] = ()
@@ -375,6 +380,7 @@ class Workload:
             "think_time": self.think_time,
             "warmup": self.warmup,
             "churn": self.churn,
+            "max_in_flight": self.max_in_flight,
             "request_timeout": self.request_timeout,
             "connect_timeout": self.connect_timeout,
             "stages": [stage.to_dict() for stage in self.stages],
@@ -930,6 +936,7 @@ def _workload(ctx: _Context, table: dict[str, Any]) -> Workload:
         think_time=think_time,
         warmup=_duration(ctx, table.get("warmup", DEFAULT_WARMUP_S), "workload.warmup"),
         churn=_int(ctx, table.get("churn", 0), "workload.churn"),
+        max_in_flight=_int(ctx, table.get("max_in_flight", 1), "workload.max_in_flight"),
         request_timeout=_duration(
             ctx,
             table.get("request_timeout", DEFAULT_REQUEST_TIMEOUT_S),
