@@ -241,8 +241,10 @@ class _TransportRun:
     def _ready(self) -> None:
         """The first session is up: the clock starts, warm-up begins."""
         self.t0_ns = time.perf_counter_ns()
+        # Warm-up calls never reach the recorder (_call drops them), so its clock for this
+        # transport can start now, set to the end of warm-up, before any call exists to race.
+        self.recorder.reset(self.measure_start_ns, transport=self.transport)
         self.progress.transport_started(self.transport, self.planned_s, self.request_limit or None)
-        self.tg.start_soon(self._begin_measuring)
         self.tg.start_soon(self._ticker)
         self.tg.start_soon(self._lag_probe)
         self.tg.start_soon(self._watch_interrupt)
@@ -356,7 +358,8 @@ class _TransportRun:
     async def _closed_worker(self, index: int, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         churn = self.workload.churn
         think = self.workload.think_time
-        first = True
+        # Worker 0's first session is the readiness check and starts the clock.
+        first = index == 0
         while not self.stopping.is_set():
             async with self._reopen(first) as session:
                 if session is None:
@@ -432,10 +435,7 @@ class _TransportRun:
         for t in arrivals(self._rate_stages()):
             intended = self.t0_ns + int(t * 1e9)
             if end_ns is not None and intended >= end_ns:
-                # The next call would fall after the end: hold until the end, not until then
-                # (at 300/h that could be 12 s late), so the measured time is the planned one.
-                await _sleep_unless(self.stopping, (end_ns - time.perf_counter_ns()) / 1e9)
-                return
+                break
             delay = (intended - time.perf_counter_ns()) / 1e9
             if delay > 0:
                 await _sleep_unless(self.stopping, delay)
@@ -462,6 +462,10 @@ class _TransportRun:
             chosen.in_flight += 1
             self.queued += 1
             calls.start_soon(self._slot_call, chosen, session, self.picker.pick(), intended)
+        if end_ns is not None:
+            # No call is due before the end: hold until then (at 300/h the next call could be
+            # 12 s later), so that the measured time is the planned one.
+            await _sleep_unless(self.stopping, (end_ns - time.perf_counter_ns()) / 1e9)
 
     async def _slot_call(self, slot: _Slot, session: Session, index: int, intended_ns: int) -> None:
         # in_flight counts calls assigned to the slot (queued or sent); the limiter lets
@@ -526,12 +530,6 @@ class _TransportRun:
         await self.control.interrupted.wait()
         self.control.was_interrupted = True
         self.stopping.set()
-
-    async def _begin_measuring(self) -> None:
-        # End of warm-up: what the recorder holds for this transport so far is discarded, and
-        # its measured time starts now. Calls intended before this are not recorded (_call).
-        await anyio.sleep(max(0.0, (self.measure_start_ns - time.perf_counter_ns()) / 1e9))
-        self.recorder.reset(self.measure_start_ns, transport=self.transport)
 
     async def _ticker(self) -> None:
         interval_ns = 1_000_000_000

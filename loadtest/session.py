@@ -180,7 +180,12 @@ class Session:
             timeout=timeout,
         )
         if outcome.error is not None:
-            raise TargetError(f"initialize failed: {outcome.error.kind}: {outcome.error.detail}")
+            error = outcome.error
+            url = self.channel.info.get("url")
+            if url is not None and error.kind == "connection":
+                raise TargetError(f"cannot reach {url}: {error.detail}")
+            where = f" ({url})" if url is not None else ""
+            raise TargetError(f"initialize failed{where}: {error.kind}: {error.detail}")
         result = outcome.result
         if not isinstance(result, dict) or not isinstance(result.get("protocolVersion"), str):
             raise TargetError(f"initialize answered without a protocolVersion: {str(result)[:200]}")
