@@ -194,7 +194,7 @@ class _TransportRun:
                 transport,
                 command=command,
                 url=url,
-                env=target.env,
+                env=scenario.env_for(transport, port, self.python),
                 headers=target.headers,
                 ready_timeout=target.ready_timeout,
                 stderr_log=stderr_log,

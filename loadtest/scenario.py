@@ -75,6 +75,7 @@ _TARGET_KEYS = (
     "json_response",
     "stateless",
     "delay_ms",
+    "transport_names",
 )
 _REFERENCE_ONLY = ("json_response", "stateless", "delay_ms")
 _WORKLOAD_KEYS = (
@@ -304,6 +305,9 @@ class Target:
     json_response: bool = False
     stateless: bool = False
     delay_ms: float = 0.0
+    #: What ``{transport}`` becomes per transport, for servers with their own names for them
+    #: (e.g. ``{ http = "streamableHttp" }``); default stdio, sse, streamable-http.
+    transport_names: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -314,6 +318,8 @@ class Target:
             "env": dict.fromkeys(self.env, REDACTED),
             "ready_timeout": self.ready_timeout,
         }
+        if self.transport_names:
+            out["transport_names"] = dict(self.transport_names)
         if self.reference:
             out.update(json_response=self.json_response, stateless=self.stateless, delay_ms=self.delay_ms)
         return out
@@ -421,17 +427,15 @@ class Scenario:
         """
         if self.target.argv is None:
             return None
-        values = {
-            "{transport}": COMMAND_TRANSPORT.get(transport, transport),
-            "{port}": str(port or 0),
-            "{python}": python,
-        }
-        out = []
-        for arg in self.target.argv:
-            for placeholder, value in values.items():
-                arg = arg.replace(placeholder, value)
-            out.append(arg)
-        return out
+        return [self._fill(arg, transport, port, python) for arg in self.target.argv]
+
+    def env_for(self, transport: str, port: int | None, python: str) -> dict[str, str]:
+        """``target.env`` for ``transport``, with the same placeholders filled as the command."""
+        return {name: self._fill(value, transport, port, python) for name, value in self.target.env.items()}
+
+    def _fill(self, text: str, transport: str, port: int | None, python: str) -> str:
+        name = self.target.transport_names.get(transport) or COMMAND_TRANSPORT.get(transport, transport)
+        return text.replace("{transport}", name).replace("{port}", str(port or 0)).replace("{python}", python)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved scenario as plain JSON data (secrets redacted), as run.json records it."""
@@ -840,6 +844,12 @@ def _target(ctx: _Context, table: dict[str, Any]) -> Target:
     for name, value in _table(ctx, table.get("env", {}), "target.env").items():
         key = f"target.env.{name}"
         env[name] = _expand_env(ctx, _string(ctx, value, key, empty=True), key)
+    transport_names: dict[str, str] = {}
+    for name, value in _table(ctx, table.get("transport_names", {}), "target.transport_names").items():
+        key = f"target.transport_names.{name}"
+        if name not in ("stdio", "sse", "http"):
+            ctx.fail(key, "expected stdio, sse or http")
+        transport_names[name] = _string(ctx, value, key)
 
     return Target(
         reference=reference,
@@ -854,6 +864,7 @@ def _target(ctx: _Context, table: dict[str, Any]) -> Target:
         json_response=_bool(ctx, table.get("json_response", False), "target.json_response"),
         stateless=_bool(ctx, table.get("stateless", False), "target.stateless"),
         delay_ms=_number(ctx, table.get("delay_ms", 0.0), "target.delay_ms"),
+        transport_names=transport_names,
     )
 
 

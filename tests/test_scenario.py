@@ -51,7 +51,8 @@ def test_every_shipped_scenario_loads(path: Path) -> None:
     assert scenario.name == path.stem
     assert scenario.source == str(path)
     assert scenario.ops
-    assert scenario.target.reference
+    # Every shipped scenario targets the bundled reference server, but the interop one.
+    assert scenario.target.reference == (path.stem != "everything")
     assert re.fullmatch(r"[0-9a-f]{16}", scenario.scenario_hash)
     json.dumps(scenario.to_dict())  # plain JSON data
     text = path.read_text(encoding="utf-8")
@@ -713,3 +714,22 @@ def test_format_duration(seconds: float, text: str) -> None:
 )
 def test_format_latency_us(us: float, text: str) -> None:
     assert format_latency_us(us) == text
+
+
+def test_transport_names_and_port_fill_command_and_env(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(
+        '[target]\ncommand = "srv {transport}"\ntransport_names = { http = "streamableHttp" }\n'
+        'env = { PORT = "{port}", MODE = "{transport}" }\n[[ops]]\nmethod = "ping"\n'
+    )
+    scenario = load_scenario(path)
+    assert scenario.command_for("http", 8123, "py") == ["srv", "streamableHttp"]
+    assert scenario.command_for("sse", 8123, "py") == ["srv", "sse"]
+    assert scenario.env_for("http", 8123, "py") == {"PORT": "8123", "MODE": "streamableHttp"}
+
+
+def test_transport_names_reject_unknown_transports(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text('[target]\ncommand = "srv"\ntransport_names = { grpc = "x" }\n')
+    with pytest.raises(UsageError, match=r"target\.transport_names\.grpc: expected stdio, sse or http"):
+        load_scenario(path)
