@@ -48,6 +48,9 @@ INTERRUPT_GRACE_S = 2.0
 #: Pause before reopening a session that failed mid-run, so a dead server is not hammered.
 REOPEN_BACKOFF_S = 0.2
 _SEED_MASK = 0xFFFFFFFF
+#: Above this share of one core, or this event-loop lag, the generator may be the bottleneck.
+GENERATOR_BUSY_LIMIT = 0.8
+GENERATOR_LAG_LIMIT_US = 5_000
 
 
 class Progress:
@@ -189,6 +192,7 @@ class _TransportRun:
         url = None if target.reference else scenario.url_for(transport)
         stderr_log = self.log_dir / f"server-{transport}.log" if self.log_dir is not None else None
         cpu_start = _cpu_s()
+        wall_start = time.perf_counter()
         async with (
             start_target(
                 transport,
@@ -214,10 +218,19 @@ class _TransportRun:
                 await self._run_closed()
             tg.cancel_scope.cancel()
         self.recorder.finish_transport(transport, time.perf_counter_ns())
+        cpu_s = _cpu_s() - cpu_start
+        wall_s = time.perf_counter() - wall_start
+        lag_p99_us = self.lag.get_value_at_percentile(99.0)
+        busy = cpu_s / wall_s if wall_s > 0 else 0.0
         self.recorder.set_generator(
             transport,
-            round(_cpu_s() - cpu_start, 3),
-            self.lag.get_value_at_percentile(99.0),
+            round(cpu_s, 3),
+            lag_p99_us,
+            wall_s=round(wall_s, 3),
+            cpu_busy=round(busy, 3),
+            # One event loop is one core: near it, or late to wake, the generator sends late
+            # and its own delays land in the latencies (DESIGN: it must say so).
+            saturated=busy > GENERATOR_BUSY_LIMIT or lag_p99_us > GENERATOR_LAG_LIMIT_US,
             lag_max_us=self.lag.get_max_value(),
             in_flight_max=self.in_flight_max,
         )
@@ -335,6 +348,7 @@ class _TransportRun:
             error=verdict.error,
             silent=verdict.silent,
             bytes_in=outcome.nbytes,
+            bytes_out=outcome.nbytes_out,
             example=example,
         )
 

@@ -60,6 +60,8 @@ class Outcome:
     nbytes: int = 0
     #: Progress notifications received for this request.
     progress: int = 0
+    #: Bytes of the request as sent.
+    nbytes_out: int = 0
 
     @property
     def latency_ns(self) -> int:
@@ -143,7 +145,7 @@ class Session:
             return outcome
         waiter = _Waiter(outcome)
         self._pending[request_id] = waiter
-        await self.channel.send(message)
+        outcome.nbytes_out = await self.channel.send(message)
         with anyio.move_on_after(self.request_timeout if timeout is None else timeout):
             await waiter.event.wait()
         if not waiter.event.is_set():

@@ -95,6 +95,16 @@ def render_summary(run: Mapping[str, Any], style: Style) -> str:
         if generator.get("cpu_s") is not None:
             parts.append(f"generator CPU {generator['cpu_s']:.1f}s")
         lines.append(style.dim(" | ".join(parts)))
+    for transport, section in transports.items():
+        generator = section.get("generator") or {}
+        if generator.get("saturated"):
+            lines.append(
+                style.red(
+                    f"warning: on {transport} the load generator may be the bottleneck "
+                    f"(CPU {generator.get('cpu_busy', 0):.0%} of one core, event-loop lag p99 "
+                    f"{format_latency_us(generator.get('lag_p99_us') or 0)}): latencies include its own delays"
+                )
+            )
     lines.extend(_silent_block(transports, style))
     thresholds = run.get("thresholds") or []
     if thresholds:

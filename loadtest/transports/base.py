@@ -50,7 +50,8 @@ class TransportError:
 
 
 Incoming = Received | TransportError
-Send = Callable[[Message], Awaitable[None]]
+#: Sends one message; returns the bytes it put on the wire (the body, for HTTP).
+Send = Callable[[Message], Awaitable[int]]
 
 
 @dataclass(slots=True)

@@ -58,11 +58,10 @@ async def connect_sse(
 
             send_incoming, incoming = anyio.create_memory_object_stream[Incoming](_QUEUE)
 
-            async def send(message: Message) -> None:
+            async def send(message: Message) -> int:
+                data = orjson.dumps(message)
                 try:
-                    async with client.post(
-                        endpoint, data=orjson.dumps(message), headers={**extra, **_JSON}
-                    ) as resp:
+                    async with client.post(endpoint, data=data, headers={**extra, **_JSON}) as resp:
                         if resp.status >= 300:
                             body = (await resp.content.read(300)).decode("utf-8", "replace")
                             await deliver(
@@ -80,6 +79,7 @@ async def connect_sse(
                         send_incoming,
                         TransportError("connection", describe_client_error(exc), message.get("id")),
                     )
+                return len(data)
 
             async with task_group() as tg:
                 tg.start_soon(_read_events, events, send_incoming)

@@ -36,7 +36,7 @@ async def connect_stdio(
         send_incoming, incoming = anyio.create_memory_object_stream[Incoming](_QUEUE)
         lock = anyio.Lock()
 
-        async def send(message: Message) -> None:
+        async def send(message: Message) -> int:
             data = orjson.dumps(message) + b"\n"
             try:
                 # One writer at a time, so that two messages' bytes never interleave.
@@ -46,6 +46,7 @@ async def connect_stdio(
                 await deliver(
                     send_incoming, TransportError("write_failed", f"stdin closed: {exc!r}", message.get("id"))
                 )
+            return len(data)
 
         async with task_group() as tg:
             tg.start_soon(_read_stdout, target, send_incoming)

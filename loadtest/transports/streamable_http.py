@@ -79,17 +79,19 @@ async def connect_streamable_http(
         send_incoming, incoming = anyio.create_memory_object_stream[Incoming](_QUEUE)
         async with task_group() as tg:
 
-            async def send(message: Message) -> None:
+            async def send(message: Message) -> int:
                 method = message.get("method")
+                body = orjson.dumps(message)
                 if method == "initialize":
                     state.init_id = message.get("id")
                 if "id" in message and method is not None:
                     # A request: its answer may take a while, and arrives on this POST.
-                    tg.start_soon(_post, client, url, state, message, send_incoming, info)
+                    tg.start_soon(_post, client, url, state, message, body, send_incoming, info)
                 else:
-                    await _post(client, url, state, message, send_incoming, info)
+                    await _post(client, url, state, message, body, send_incoming, info)
                     if method == "notifications/initialized" and get_stream:
                         tg.start_soon(_get_stream, client, url, state, send_incoming, info)
+                return len(body)
 
             try:
                 yield Channel(send, incoming, info)
@@ -106,12 +108,13 @@ async def _post(
     url: str,
     state: _State,
     message: Message,
+    body: bytes,
     out: MemoryObjectSendStream[Incoming],
     info: dict[str, Any],
 ) -> None:
     request_id = message.get("id") if message.get("method") is not None else None
     try:
-        async with client.post(url, data=orjson.dumps(message), headers=state.headers) as resp:
+        async with client.post(url, data=body, headers=state.headers) as resp:
             if state.session_id is None:
                 # Spelled Mcp-Session-Id (2025-03-26, 2025-06-18) or MCP-Session-Id (2025-11-25);
                 # aiohttp's header lookup ignores case.
@@ -120,11 +123,11 @@ async def _post(
                     state.learned(session_id=session_id)
                     info["session_id"] = session_id
             if resp.status >= 300:
-                body = (await resp.content.read(300)).decode("utf-8", "replace")
+                answer = (await resp.content.read(300)).decode("utf-8", "replace")
                 await deliver(
                     out,
                     TransportError(
-                        f"http_{resp.status}", f"POST answered {resp.status}: {body!r}", request_id
+                        f"http_{resp.status}", f"POST answered {resp.status}: {answer!r}", request_id
                     ),
                 )
                 return
