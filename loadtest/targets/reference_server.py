@@ -15,6 +15,7 @@ stdout belongs to the stdio transport: this script never prints; it logs to stde
 
 import argparse
 import asyncio
+import contextlib
 import importlib.metadata
 import inspect
 import logging
@@ -45,8 +46,6 @@ LOG_LEVEL = "WARNING"
 #: Blobs at least this large are generated in a worker thread, so that one big request does
 #: not hold the event loop (and every other session's traffic) for the whole generation.
 _THREAD_THRESHOLD = 1 << 20
-
-log = logging.getLogger("mcp-loadtest-reference")
 
 # --- payload: a copy of loadtest/payload.py's generator (a test keeps the two identical) ---
 
@@ -146,8 +145,9 @@ def build_server(
     run_kwargs: dict[str, Any] = {}
     if SDK_API == 2:
         # 2.x leaves serverInfo.version empty unless told; 1.x reports the mcp version itself.
-        ctor = _supported(_Server.__init__, {"log_level": LOG_LEVEL, "version": _mcp_version()})
-        server = _Server(SERVER_NAME, **ctor)
+        server = _Server(
+            SERVER_NAME, **_supported(_Server.__init__, {"log_level": LOG_LEVEL, "version": _mcp_version()})
+        )
         if transport != "stdio":
             runner = server.run_sse_async if transport == "sse" else server.run_streamable_http_async
             names = _params(runner)
@@ -157,13 +157,13 @@ def build_server(
             run_kwargs = http_opts
     else:
         names = _settings_fields()
-        ctor: dict[str, Any] = {"log_level": LOG_LEVEL} if "log_level" in names else {}
+        settings: dict[str, Any] = {"log_level": LOG_LEVEL} if "log_level" in names else {}
         if transport != "stdio":
             missing = sorted(set(http_opts) - names)
             if missing:
                 raise _Unsupported(f"this mcp release's {transport} transport lacks: {', '.join(missing)}")
-            ctor.update(http_opts)
-        server = _Server(SERVER_NAME, **ctor)
+            settings.update(http_opts)
+        server = _Server(SERVER_NAME, **settings)
 
     delay = max(0.0, delay_ms) / 1000.0
 
@@ -245,21 +245,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-class _DropClosedStreamNoise(logging.Filter):
-    """Drop the ERROR tracebacks some 1.x releases log for every ended Streamable HTTP session.
-
-    (mcp 1.8.0 logs "Error in standalone SSE writer" / "Error in message router" with an
-    ``anyio.ClosedResourceError`` each time a session is deleted: ~5 KB of stderr per session.)
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        return type(exc).__name__ != "ClosedResourceError"
-
-
 def _configure_logging() -> None:
     logging.basicConfig(level=LOG_LEVEL, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("mcp.server.streamable_http").addFilter(_DropClosedStreamNoise())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -277,10 +264,8 @@ def main(argv: list[str] | None = None) -> None:
     except _Unsupported as exc:
         print(f"reference_server: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.run(args.transport, **run_kwargs)
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

@@ -1,0 +1,575 @@
+"""Isolated Python environments, one per ``mcp`` SDK spec, for running targets on other releases.
+
+:func:`ensure_env` turns an SDK spec into a virtual environment with that ``mcp`` installed and
+returns it as an :class:`SdkEnv` (its interpreter and the resolved package versions). A spec is
+
+- a version: ``1.23.1`` (installs ``mcp==1.23.1``);
+- a requirement: ``mcp==1.23.1``, ``mcp>=1.20,<2``, ``mcp[cli]==1.8.0``;
+- a URL: ``git+https://github.com/org/python-sdk@v1.23.1`` (installs ``mcp @ <url>``);
+- a local path to an SDK checkout (installed editable, so edits show without a rebuild).
+
+Environments are built with ``uv`` when it can be found (on ``PATH``, or the binary of the
+``uv`` Python package), else with ``python -m venv`` and pip. They live in the user cache
+(``$MCP_LOADTEST_CACHE/envs``, else ``$XDG_CACHE_HOME/mcp-loadtest/envs``, else
+``~/.cache/mcp-loadtest/envs``), one directory per hash of (interpreter, requirements). The file
+``complete.json`` (with the resolved versions) is written last, so an interrupted build is
+rebuilt rather than reused; a complete environment is reused without running the installer.
+Builds of the same environment by parallel processes are serialised with a file lock.
+
+Old ``mcp`` releases break against the newest versions of their own dependencies, which they
+did not cap. When a spec names one exact version, :func:`compat_pins` adds the caps it needs
+(see :data:`COMPAT_PINS`); pass ``apply_compat_pins=False`` to install without them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from loadtest.errors import EnvBuildError, UsageError
+
+CACHE_ENV_VAR = "MCP_LOADTEST_CACHE"
+#: Written last into a complete environment; its absence means "build (again)".
+MARKER = "complete.json"
+#: Part of every cache key: bump it to stop reusing environments built by older code.
+LAYOUT_VERSION = 1
+
+VENV_TIMEOUT_S = 300.0
+INSTALL_TIMEOUT_S = 1200.0
+PROBE_TIMEOUT_S = 60.0
+GIT_TIMEOUT_S = 60.0
+#: How long to wait for another process that is building the same environment.
+LOCK_TIMEOUT_S = VENV_TIMEOUT_S + INSTALL_TIMEOUT_S + 60.0
+#: Characters of installer output kept for an :class:`EnvBuildError`.
+OUTPUT_TAIL_CHARS = 4000
+
+#: ``(first mcp release not affected, requirement)``: caps applied below that release.
+COMPAT_PINS: tuple[tuple[tuple[int, ...], str], ...] = (
+    # mcp <= 1.21 imports pydantic._internal._typing_extra.eval_type_backport, which
+    # pydantic 2.14 removed: `import mcp` fails.
+    ((1, 22), "pydantic<2.14"),
+    # mcp 1.8-1.9 with anyio 4.16: when the first Streamable HTTP session ends (DELETE), a
+    # ClosedResourceError escapes into the session manager's task group, which dies; every
+    # later request gets HTTP 500 ("Task group is not initialized").
+    ((1, 10), "anyio<4.16"),
+)
+
+_VERSION_RE = re.compile(r"^v?\d+(\.\d+)*[0-9A-Za-z.+!_-]*$")
+_EXACT_RE = re.compile(
+    r"^\s*mcp\s*(\[[^\]]*\])?\s*===?\s*v?(?P<version>\d+(\.\d+)*[0-9A-Za-z.+!_-]*)\s*$", re.I
+)
+_DIRECT_RE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*(\[[^\]]*\])?)\s*@\s*(?P<url>\S+://\S+)$")
+_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+_FREEZE_SCRIPT = (
+    "import importlib.metadata as m, json, re\n"
+    "d = {}\n"
+    "for dist in m.distributions():\n"
+    "    name = dist.metadata['Name']\n"
+    "    if name:\n"
+    "        d[re.sub(r'[-_.]+', '-', name).lower()] = dist.version\n"
+    "print(json.dumps(d, sort_keys=True))\n"
+)
+_PROBE_SCRIPT = (
+    "import json, os, platform, sys\n"
+    "base = getattr(sys, '_base_executable', None) or sys.executable\n"
+    "print(json.dumps({'implementation': platform.python_implementation(),"
+    " 'version': platform.python_version(), 'executable': os.path.realpath(base)}))\n"
+)
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class SdkEnv:
+    """A complete environment with one ``mcp`` release installed."""
+
+    spec: str
+    path: Path
+    #: The environment's interpreter: run targets with it.
+    python: Path
+    #: Installed distributions: normalised name (``pydantic-core``) -> version.
+    freeze: dict[str, str] = field(hash=False)
+    #: What was installed: the SDK requirement, then compatibility pins, then extras.
+    requirements: tuple[str, ...] = ()
+    #: ``"uv"`` or ``"pip"``.
+    installer: str = ""
+
+    @property
+    def mcp_version(self) -> str:
+        """The installed ``mcp`` version."""
+        return self.freeze.get("mcp", "")
+
+
+@dataclass(frozen=True)
+class _Python:
+    """The base interpreter an environment is created from."""
+
+    command: str
+    implementation: str
+    version: str
+    executable: str
+
+
+def cache_root() -> Path:
+    """Where environments are kept: ``$MCP_LOADTEST_CACHE/envs`` or the user cache."""
+    override = os.environ.get(CACHE_ENV_VAR)
+    if override:
+        return Path(override).expanduser() / "envs"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "mcp-loadtest" / "envs"
+
+
+def find_uv() -> str | None:
+    """The ``uv`` binary: on ``PATH``, else the one the ``uv`` Python package ships."""
+    found = shutil.which("uv")
+    if found:
+        return found
+    try:
+        from uv import find_uv_bin  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    try:
+        path = str(find_uv_bin())
+    except (FileNotFoundError, OSError):
+        return None
+    return path if os.access(path, os.X_OK) else None
+
+
+def _release(version: str) -> tuple[int, ...]:
+    match = re.match(r"v?(\d+(?:\.\d+)*)", version.strip())
+    return tuple(int(part) for part in match.group(1).split(".")) if match else ()
+
+
+def exact_mcp_version(spec: str) -> str | None:
+    """The one ``mcp`` version a spec names (``1.8.0``, ``mcp==1.8.0``), else None."""
+    text = spec.strip()
+    if _VERSION_RE.match(text):
+        return text.removeprefix("v")
+    match = _EXACT_RE.match(text)
+    return match.group("version") if match else None
+
+
+def compat_pins(mcp_version: str) -> list[str]:
+    """Requirements that keep ``mcp_version`` working against today's dependency releases."""
+    release = _release(mcp_version)
+    if not release:
+        return []
+    return sorted(pin for first_ok, pin in COMPAT_PINS if release < first_ok)
+
+
+def _requirement_name(requirement: str) -> str:
+    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
+    return re.sub(r"[-_.]+", "-", match.group(1)).lower() if match else ""
+
+
+def sdk_requirement(spec: str) -> list[str]:
+    """The installer arguments for one SDK spec (no network, no git).
+
+    ``["mcp==1.23.1"]``, ``["mcp>=1.20,<2"]``, ``["mcp @ git+https://..."]``, or
+    ``["-e", "/abs/path"]`` for a local checkout.
+    """
+    text = spec.strip()
+    if not text:
+        raise UsageError("empty SDK spec: give a version (1.23.1), a requirement, a git URL or a path")
+    if _VERSION_RE.match(text):
+        return [f"mcp=={text.removeprefix('v')}"]
+    direct = _DIRECT_RE.match(text)
+    if direct:  # name @ url, spaces or not
+        return [f"{direct.group('name')} @ {direct.group('url')}"]
+    if "://" in text:
+        return [f"mcp @ {text}"]
+    local = _local_checkout(text)
+    if local is not None:
+        return ["-e", str(local)]
+    if text.startswith(("/", ".", "~")) or os.sep in text.split("@", 1)[0].split(";", 1)[0]:
+        raise UsageError(f"SDK spec {spec!r}: no such directory, and not a version or requirement")
+    return [text]
+
+
+def _local_checkout(text: str) -> Path | None:
+    if any(ch in text for ch in "<>=!~;[ ,"):
+        return None
+    path = Path(text).expanduser()
+    if not path.is_dir():
+        return None
+    path = path.resolve()
+    if not any((path / name).is_file() for name in ("pyproject.toml", "setup.py", "setup.cfg")):
+        raise UsageError(f"SDK spec {text!r}: {path} has no pyproject.toml or setup.py")
+    return path
+
+
+def _fingerprint_checkout(path: Path) -> str:
+    """What of an editable checkout decides its dependencies: its build files' content."""
+    digest = hashlib.sha256()
+    for name in ("pyproject.toml", "setup.py", "setup.cfg", "uv.lock"):
+        file = path / name
+        if file.is_file():
+            digest.update(name.encode() + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _run(
+    argv: Sequence[str],
+    *,
+    timeout: float,
+    what: str,
+    spec: str,
+    env: Mapping[str, str] | None = None,
+    log: Log,
+) -> str:
+    """Run one installer step; its combined output, or EnvBuildError with the tail of it."""
+    log("$ " + " ".join("<script>" if "\n" in arg else shlex.quote(arg) for arg in argv))
+    try:
+        done = subprocess.run(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=timeout,
+            env=dict(env) if env is not None else None,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise EnvBuildError(spec, f"{_text(exc.output)}\n{what} timed out after {timeout:g} s") from None
+    except OSError as exc:
+        raise EnvBuildError(spec, f"{what}: cannot run {argv[0]}: {exc}") from None
+    output = done.stdout.decode("utf-8", "replace")
+    if done.returncode != 0:
+        raise EnvBuildError(spec, f"{_text(output)}\n{what} failed (exit {done.returncode})")
+    return output
+
+
+def _text(data: bytes | str | None) -> str:
+    """The tail of some installer output, for an error message."""
+    if data is None:
+        return ""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    return text[-OUTPUT_TAIL_CHARS:]
+
+
+def _installer_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
+    env.update(
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        PIP_NO_INPUT="1",
+        GIT_TERMINAL_PROMPT="0",
+        UV_NO_PROGRESS="1",
+    )
+    return env
+
+
+def _resolve_python(python: str | None, uv: str | None, spec: str, log: Log) -> _Python:
+    if python is None:
+        base = getattr(sys, "_base_executable", None) or sys.executable
+        return _Python(
+            command=sys.executable,
+            implementation=platform.python_implementation(),
+            version=platform.python_version(),
+            executable=os.path.realpath(base),
+        )
+    command: str | None = None
+    if uv is not None:
+        with contextlib.suppress(EnvBuildError):
+            found = (
+                _run(
+                    [uv, "python", "find", python],
+                    timeout=PROBE_TIMEOUT_S,
+                    what="uv python find",
+                    spec=spec,
+                    env=_installer_env(),
+                    log=log,
+                )
+                .strip()
+                .splitlines()
+            )
+            command = found[-1].strip() if found else None
+    if command is None:
+        candidates = [python, f"python{python}"]
+        command = next((c for c in (shutil.which(x) for x in candidates) if c), None)
+        if command is None and Path(python).expanduser().is_file():
+            command = str(Path(python).expanduser())
+    if command is None:
+        raise EnvBuildError(spec, f"no Python interpreter found for --python {python!r}")
+    probe = _run(
+        [command, "-c", _PROBE_SCRIPT], timeout=PROBE_TIMEOUT_S, what="python probe", spec=spec, log=log
+    )
+    try:
+        info = json.loads(probe.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise EnvBuildError(spec, f"{command} did not describe itself:\n{probe}") from None
+    return _Python(command, str(info["implementation"]), str(info["version"]), str(info["executable"]))
+
+
+def _resolve_git(requirement: str, spec: str, log: Log) -> tuple[str, str | None]:
+    """Pin a ``mcp @ git+...`` requirement to the commit its ref names now (best effort).
+
+    A branch moves; without this, a cached environment would keep an old commit for ever.
+    Returns the (possibly pinned) requirement and the commit, if one was found.
+    """
+    url = requirement.split(" @ ", 1)[1]
+    if not url.startswith("git+"):
+        return requirement, None
+    parts = urllib.parse.urlsplit(url[len("git+") :])
+    repo_path, ref = parts.path, None
+    if "@" in parts.path:
+        repo_path, ref = parts.path.rsplit("@", 1)
+    if ref is not None and _SHA_RE.match(ref):
+        return requirement, ref
+    git = shutil.which("git")
+    if git is None:
+        log("git not found: the git spec is cached by its text, not by commit")
+        return requirement, None
+    repo = urllib.parse.urlunsplit((parts.scheme, parts.netloc, repo_path, "", ""))
+    try:
+        listing = _run(
+            [git, "ls-remote", repo, ref or "HEAD"],
+            timeout=GIT_TIMEOUT_S,
+            what="git ls-remote",
+            spec=spec,
+            env=_installer_env(),
+            log=log,
+        )
+    except EnvBuildError as exc:
+        log(
+            f"could not resolve {ref or 'HEAD'} of {repo}; caching by the spec's text ({exc.output_tail[-200:]})"
+        )
+        return requirement, None
+    refs: dict[str, str] = {}
+    for line in listing.splitlines():
+        sha, _, name = line.partition("\t")
+        if name:
+            refs[name.strip()] = sha.strip()
+    wanted = ref or "HEAD"
+    order = [f"refs/tags/{wanted}^{{}}", wanted, f"refs/heads/{wanted}", f"refs/tags/{wanted}"]
+    commit = next((refs[name] for name in order if name in refs), None)
+    if commit is None or not _SHA_RE.match(commit):
+        return requirement, None
+    pinned = urllib.parse.urlunsplit(
+        (parts.scheme, parts.netloc, f"{repo_path}@{commit}", parts.query, parts.fragment)
+    )
+    log(f"{wanted} of {repo} is {commit}")
+    return f"mcp @ git+{pinned}", commit
+
+
+def _env_python(path: Path) -> Path:
+    return path / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+
+
+@contextlib.contextmanager
+def _locked(lock_path: Path, spec: str, log: Log) -> Iterator[None]:
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a") as handle:
+        deadline = time.monotonic() + LOCK_TIMEOUT_S
+        waited = False
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not waited:
+                    log(f"waiting for another process that is building {lock_path.stem}")
+                    waited = True
+                if time.monotonic() > deadline:
+                    raise EnvBuildError(spec, f"timed out waiting for the lock {lock_path}") from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _read_marker(path: Path, key: str) -> dict[str, Any] | None:
+    try:
+        data = json.loads((path / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("key") != key or not isinstance(data.get("freeze"), dict):
+        return None
+    if not _env_python(path).exists():
+        return None
+    return data
+
+
+def _env_from_marker(spec: str, path: Path, data: Mapping[str, Any]) -> SdkEnv:
+    return SdkEnv(
+        spec=spec,
+        path=path,
+        python=_env_python(path),
+        freeze={str(k): str(v) for k, v in data["freeze"].items()},
+        requirements=tuple(str(r) for r in data.get("requirements", ())),
+        installer=str(data.get("installer", "")),
+    )
+
+
+def ensure_env(
+    spec: str,
+    *,
+    python: str | None = None,
+    extra: Sequence[str] = (),
+    cache_dir: Path | None = None,
+    log: Callable[[str], None] | None = None,
+    apply_compat_pins: bool = True,
+) -> SdkEnv:
+    """A complete environment for SDK ``spec``: reused from the cache, or built now.
+
+    ``python`` picks the base interpreter (a path, a command, or a version such as ``3.12``);
+    the default is the one running this code. ``extra`` are further requirements installed
+    alongside (and part of the cache key). Raises :class:`EnvBuildError` when the installer
+    fails or times out, :class:`UsageError` for a spec that is no version, requirement, URL
+    or directory. ``apply_compat_pins=False`` skips :func:`compat_pins`.
+    """
+    say: Log = log if log is not None else (lambda _line: None)
+    sdk_args = sdk_requirement(spec)
+    uv = find_uv()
+    base = _resolve_python(python, uv, spec, say)
+
+    commit: str | None = None
+    fingerprint: str | None = None
+    if sdk_args[0] == "-e":
+        fingerprint = _fingerprint_checkout(Path(sdk_args[1]))
+    elif " @ " in sdk_args[0]:
+        pinned, commit = _resolve_git(sdk_args[0], spec, say)
+        sdk_args = [pinned]
+
+    pins: list[str] = []
+    exact = exact_mcp_version(spec)
+    if apply_compat_pins and exact is not None:
+        named = {_requirement_name(req) for req in extra}
+        pins = [pin for pin in compat_pins(exact) if _requirement_name(pin) not in named]
+    requirements = [*sdk_args, *pins, *extra]
+
+    key_data = {
+        "layout": LAYOUT_VERSION,
+        "python": [base.implementation, base.version, base.executable],
+        "sdk": sdk_args,
+        "pins": pins,
+        "extra": sorted(extra),
+        "checkout": fingerprint,
+    }
+    key = hashlib.sha256(json.dumps(key_data, sort_keys=True).encode()).hexdigest()[:20]
+    root = Path(cache_dir) if cache_dir is not None else cache_root()
+    path = root / key
+
+    existing = _read_marker(path, key)
+    if existing is not None:
+        say(f"reusing environment {path} for {spec!r} (mcp {existing['freeze'].get('mcp', '?')})")
+        return _env_from_marker(spec, path, existing)
+
+    with _locked(root / f"{key}.lock", spec, say):
+        existing = _read_marker(path, key)  # built by another process while we waited
+        if existing is not None:
+            say(f"reusing environment {path} for {spec!r} (built meanwhile)")
+            return _env_from_marker(spec, path, existing)
+        try:
+            data = _build(path, key, spec, requirements, base, uv, commit, say)
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True)
+            raise
+    return _env_from_marker(spec, path, data)
+
+
+def _build(
+    path: Path,
+    key: str,
+    spec: str,
+    requirements: Sequence[str],
+    base: _Python,
+    uv: str | None,
+    commit: str | None,
+    log: Log,
+) -> dict[str, Any]:
+    if path.exists():
+        log(f"removing incomplete environment {path}")
+        shutil.rmtree(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    env = _installer_env()
+    installer = "uv" if uv is not None else "pip"
+    log(f"building environment {path} for {spec!r} with {installer}")
+    if uv is not None:
+        _run(
+            [uv, "venv", "--quiet", "--python", base.command, str(path)],
+            timeout=VENV_TIMEOUT_S,
+            what="uv venv",
+            spec=spec,
+            env=env,
+            log=log,
+        )
+        target = _env_python(path)
+        log("installing " + " ".join(requirements))
+        _run(
+            [uv, "pip", "install", "--python", str(target), *requirements],
+            timeout=INSTALL_TIMEOUT_S,
+            what="uv pip install",
+            spec=spec,
+            env=env,
+            log=log,
+        )
+    else:
+        _run(
+            [base.command, "-m", "venv", str(path)],
+            timeout=VENV_TIMEOUT_S,
+            what="python -m venv",
+            spec=spec,
+            env=env,
+            log=log,
+        )
+        target = _env_python(path)
+        log("installing " + " ".join(requirements))
+        _run(
+            [str(target), "-m", "pip", "install", "--quiet", *requirements],
+            timeout=INSTALL_TIMEOUT_S,
+            what="pip install",
+            spec=spec,
+            env=env,
+            log=log,
+        )
+
+    listing = _run(
+        [str(target), "-c", _FREEZE_SCRIPT],
+        timeout=PROBE_TIMEOUT_S,
+        what="listing packages",
+        spec=spec,
+        env=env,
+        log=log,
+    )
+    try:
+        freeze = json.loads(listing.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise EnvBuildError(spec, f"could not list the installed packages:\n{listing}") from None
+    if "mcp" not in freeze:
+        raise EnvBuildError(
+            spec, f"the install finished but no 'mcp' distribution is present: {sorted(freeze)}"
+        )
+
+    data: dict[str, Any] = {
+        "key": key,
+        "spec": spec,
+        "requirements": list(requirements),
+        "installer": installer,
+        "python": {"implementation": base.implementation, "version": base.version, "base": base.executable},
+        "git_commit": commit,
+        "freeze": freeze,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    partial = path / (MARKER + ".partial")
+    partial.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(partial, path / MARKER)
+    log(f"environment ready: mcp {freeze['mcp']} in {path}")
+    return data
