@@ -230,3 +230,8 @@ def reference_server(transport: str, port: int, json_response: bool, stateless: 
         delay_ms=delay_ms,
     )
     os.execv(argv[0], argv)
+
+
+# -- commands that live in their own modules ------------------------------------------------
+# Each module defines one click command; it is registered here (one line each) so that the
+# modules never import this one.
