@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import functools
 import os
-import signal
-import subprocess
 import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -23,15 +21,14 @@ import orjson
 
 from loadtest import __version__
 from loadtest.aio import task_group
-from loadtest.driver import RunControl, TransportReport, run_scenario
+from loadtest.driver import RunControl
 from loadtest.errors import LoadtestError
-from loadtest.metrics import Recorder
+from loadtest.execute import execute, watch_signals
 from loadtest.progress import TerminalProgress
 from loadtest.report.terminal import Style, render_summary
-from loadtest.results import build_run, environment, run_dir, write_run
+from loadtest.results import run_dir
 from loadtest.scenario import Scenario, load_scenario
-from loadtest.targets.reference import REFERENCE_SERVER, reference_command
-from loadtest.thresholds import evaluate
+from loadtest.targets.reference import reference_command
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -111,106 +108,31 @@ def run(
 
 
 async def _run(scenario: Scenario, out: Path, as_json: bool, no_progress: bool) -> int:
-    started = datetime.now(timezone.utc)
-    directory = run_dir(out, scenario.name, started)
-    recorder = Recorder(out_dir=directory)
+    directory = run_dir(out, scenario.name, datetime.now(timezone.utc))
     progress = TerminalProgress(sys.stderr, live=False if no_progress else None)
     control = RunControl()
-    failure: LoadtestError | None = None
-    reports: dict[str, TransportReport] = {}
     progress.note(f"mcp-loadtest {__version__}: {scenario.name} -> {directory}")
     async with task_group() as tg:
-        tg.start_soon(_watch_signals, control)
-        try:
-            reports = await run_scenario(
-                scenario, recorder, log_dir=directory, progress=progress, control=control
-            )
-        except LoadtestError as exc:
-            failure = exc
-        finally:
-            tg.cancel_scope.cancel()
-    recorder.finish()
-    document = _document(scenario, recorder, reports, started)
-    path = write_run(directory, document)
+        tg.start_soon(watch_signals, control)
+        outcome = await execute(scenario, directory, progress=progress, control=control)
+        tg.cancel_scope.cancel()
+    document = outcome.document
     if as_json:
-        sys.stdout.write(orjson.dumps({**document, "path": str(path)}, option=orjson.OPT_INDENT_2).decode() + "\n")
+        sys.stdout.write(orjson.dumps({**document, "path": str(outcome.path)}, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
-        click.echo(render_summary(document, Style(colour=sys.stdout.isatty() and "NO_COLOR" not in os.environ)))
-        click.echo(f"results: {path}")
-    if control.was_interrupted:
+        click.echo(render_summary(document, _style()))
+        click.echo(f"results: {outcome.path}")
+    if outcome.interrupted:
         click.echo("mcp-loadtest: interrupted; partial results written", err=True)
         return EXIT_INTERRUPTED
-    if failure is not None:
-        click.echo(f"mcp-loadtest: error: {failure}", err=True)
-        return failure.exit_code
-    if not all(item["passed"] for item in document["thresholds"]):
-        return EXIT_THRESHOLD
-    return EXIT_OK
+    if outcome.failure is not None:
+        click.echo(f"mcp-loadtest: error: {outcome.failure}", err=True)
+        return outcome.failure.exit_code
+    return EXIT_OK if outcome.thresholds_passed else EXIT_THRESHOLD
 
 
-async def _watch_signals(control: RunControl) -> None:
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for _ in signals:
-            if control.interrupted.is_set():
-                # A second Ctrl-C: stop waiting for in-flight calls.
-                raise KeyboardInterrupt
-            control.interrupted.set()
-
-
-def _document(
-    scenario: Scenario, recorder: Recorder, reports: dict[str, TransportReport], started: datetime
-) -> dict[str, Any]:
-    transports = recorder.summary()
-    for name, report in reports.items():
-        section = transports.setdefault(name, {})
-        section["server_info"] = report.server_info
-        if report.error:
-            section["error"] = report.error
-    meta = {
-        "tool": {"name": "mcp-loadtest", "version": __version__},
-        "started": started.isoformat(),
-        "ended": datetime.now(timezone.utc).isoformat(),
-        **environment(),
-        "target": _target_meta(scenario, reports),
-        "scenario_hash": scenario.scenario_hash,
-    }
-    thresholds = [result.to_dict() for result in evaluate(scenario.thresholds, transports)]
-    return build_run(meta, scenario.to_dict(), transports, recorder.totals(), thresholds)
-
-
-def _target_meta(scenario: Scenario, reports: dict[str, TransportReport]) -> dict[str, Any]:
-    target = scenario.target
-    server_info = next((r.server_info for r in reports.values() if r.server_info), {})
-    if target.reference:
-        meta: dict[str, Any] = {"kind": "reference", "command": str(REFERENCE_SERVER), "sdk": _sdk_version(sys.executable)}
-    elif target.command:
-        meta = {"kind": "command", "command": target.command}
-    else:
-        meta = {"kind": "url", "url": target.url}
-    meta["server_info"] = server_info
-    return meta
-
-
-def _sdk_version(python: str) -> dict[str, str] | None:
-    """The `mcp` version installed for ``python`` (the reference server's SDK)."""
-    if python == sys.executable:
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            return {"name": "mcp", "version": version("mcp")}
-        except PackageNotFoundError:
-            return None
-    try:
-        out = subprocess.run(
-            [python, "-c", "import importlib.metadata as m; print(m.version('mcp'))"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return {"name": "mcp", "version": out.stdout.strip()}
+def _style() -> Style:
+    return Style(colour=sys.stdout.isatty() and "NO_COLOR" not in os.environ)
 
 
 @main.command("reference-server", context_settings={"ignore_unknown_options": True})
