@@ -24,6 +24,7 @@ from loadtest.aio import task_group
 from loadtest.driver import RunControl
 from loadtest.errors import LoadtestError
 from loadtest.execute import execute, watch_signals
+from loadtest.matrix import DEFAULT_REPEAT, run_matrix, side_by_side
 from loadtest.progress import TerminalProgress
 from loadtest.report.terminal import Style, render_summary
 from loadtest.results import run_dir
@@ -89,19 +90,7 @@ def run(
     no_progress: bool,
 ) -> None:
     """Run SCENARIO (default: the bundled smoke scenario against the bundled reference server)."""
-    overrides: dict[str, Any] = {}
-    if transports:
-        overrides["transports"] = ["stdio", "sse", "http"] if "all" in transports else list(dict.fromkeys(transports))
-    for key, value in (
-        ("target.command", target_cmd),
-        ("target.url", url),
-        ("workload.sessions", sessions),
-        ("workload.duration", duration),
-        ("workload.requests", requests),
-        ("workload.rate", rate),
-    ):
-        if value is not None:
-            overrides[key] = value
+    overrides = _overrides(transports, target_cmd, url, sessions, duration, requests, rate)
     loaded = load_scenario(scenario, overrides)
     code = anyio.run(_run, loaded, out, as_json, no_progress)
     sys.exit(code)
@@ -131,8 +120,117 @@ async def _run(scenario: Scenario, out: Path, as_json: bool, no_progress: bool) 
     return EXIT_OK if outcome.thresholds_passed else EXIT_THRESHOLD
 
 
+def _overrides(
+    transports: tuple[str, ...],
+    target_cmd: str | None,
+    url: str | None,
+    sessions: int | None,
+    duration: str | None,
+    requests: int | None,
+    rate: str | None,
+) -> dict[str, Any]:
+    """Command-line flags as scenario overrides (dotted keys), for load_scenario."""
+    overrides: dict[str, Any] = {}
+    if transports:
+        overrides["transports"] = ["stdio", "sse", "http"] if "all" in transports else list(dict.fromkeys(transports))
+    for key, value in (
+        ("target.command", target_cmd),
+        ("target.url", url),
+        ("workload.sessions", sessions),
+        ("workload.duration", duration),
+        ("workload.requests", requests),
+        ("workload.rate", rate),
+    ):
+        if value is not None:
+            overrides[key] = value
+    return overrides
+
+
 def _style() -> Style:
     return Style(colour=sys.stdout.isatty() and "NO_COLOR" not in os.environ)
+
+
+@main.command()
+@click.argument("scenario", required=False, type=click.Path(path_type=Path))
+@click.option("--sdk", "specs", multiple=True, required=True, metavar="SPEC", help="An mcp version (1.23.1), requirement (mcp==1.23.1), git URL or local path. Repeat.")
+@click.option("--repeat", type=click.IntRange(min=1), default=DEFAULT_REPEAT, show_default=True, help="Runs per SDK, interleaved A B B A ...")
+@click.option("--python", metavar="PY", help="Interpreter for the environments (path, command or version such as 3.12).")
+@click.option("--server-cmd", metavar="CMD", help="Your server instead of the reference one: '{python} -m myserver --transport {transport} --port {port}'.")
+@click.option("--install", multiple=True, metavar="PATH_OR_REQ", help="Also install this into every environment (your server's code and needs). Repeat.")
+@click.option("--transport", "transports", multiple=True, type=click.Choice(["stdio", "sse", "http", "all"]), help="Transport(s) to run; repeat or use 'all'.")
+@click.option("--sessions", type=click.IntRange(min=1), help="Concurrent sessions per transport.")
+@click.option("--duration", metavar="30s", help="Measured duration per transport and run.")
+@click.option("--requests", type=click.IntRange(min=1), help="Stop each run after this many calls per transport.")
+@click.option("--rate", metavar="200/s", help="Open model: target arrival rate.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True, help="Directory under which the matrix directory is created.")
+@click.option("--no-progress", is_flag=True, help="No live display; plain progress lines only.")
+@_friendly
+def matrix(
+    scenario: Path | None,
+    specs: tuple[str, ...],
+    repeat: int,
+    python: str | None,
+    server_cmd: str | None,
+    install: tuple[str, ...],
+    transports: tuple[str, ...],
+    sessions: int | None,
+    duration: str | None,
+    requests: int | None,
+    rate: str | None,
+    out: Path,
+    no_progress: bool,
+) -> None:
+    """Benchmark SCENARIO on each SDK version, each in its own cached environment."""
+    loaded = load_scenario(scenario, _overrides(transports, server_cmd, None, sessions, duration, requests, rate))
+    sys.exit(anyio.run(_matrix, loaded, specs, repeat, python, install, out, no_progress))
+
+
+async def _matrix(
+    scenario: Scenario,
+    specs: tuple[str, ...],
+    repeat: int,
+    python: str | None,
+    install: tuple[str, ...],
+    out: Path,
+    no_progress: bool,
+) -> int:
+    directory = run_dir(out, f"matrix-{scenario.name}", datetime.now(timezone.utc))
+    progress = TerminalProgress(sys.stderr, live=False if no_progress else None)
+    control = RunControl()
+    progress.note(f"mcp-loadtest {__version__}: matrix of {len(specs)} SDK specs x {repeat} runs -> {directory}")
+    async with task_group() as tg:
+        tg.start_soon(watch_signals, control)
+        sides = await run_matrix(
+            scenario,
+            specs,
+            directory,
+            repeat=repeat,
+            python=python,
+            install=install,
+            say=progress.note,
+            progress=progress,
+            control=control,
+        )
+        tg.cancel_scope.cancel()
+    usable = [side for side in sides if side.usable]
+    if usable:
+        click.echo(_table(side_by_side(usable)))
+    for side in sides:
+        if not side.usable:
+            click.echo(f"{side.spec}: no results ({side.error or 'every run failed'})", err=True)
+    click.echo(f"matrix: {directory}")
+    if control.was_interrupted:
+        click.echo("mcp-loadtest: interrupted; partial results written", err=True)
+        return EXIT_INTERRUPTED
+    if len(specs) > 1 and len(usable) < 2:
+        click.echo("mcp-loadtest: error: fewer than two SDK specs produced results; nothing to compare", err=True)
+        return EXIT_RUN_FAILED
+    return EXIT_OK
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))) for row in rows)
 
 
 @main.command("reference-server", context_settings={"ignore_unknown_options": True})

@@ -282,6 +282,7 @@ class _TransportRun:
                     http=self.http,
                     headers=endpoint.headers,
                     env=endpoint.env,
+                    get_stream=self.workload.get_stream,
                 ) as channel,
                 open_session(channel, request_timeout=self.workload.request_timeout, on_anomaly=self._on_anomaly) as session,
             ):

@@ -88,6 +88,7 @@ _WORKLOAD_KEYS = (
     "warmup",
     "churn",
     "max_in_flight",
+    "get_stream",
     "request_timeout",
     "connect_timeout",
     "stages",
@@ -358,6 +359,9 @@ class Workload:
     #: with wrk2's connections, a stalled server delays the next sends, and the latency from
     #: the intended send time (coordinated-omission corrected) shows the stall in full.
     max_in_flight: int = 1
+    #: Streamable HTTP: open the optional GET stream for server-initiated messages after
+    #: initialising, as the SDK clients do (older servers send progress notifications there).
+    get_stream: bool = True
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S
     stages: tuple[Stage, ...] = ()
@@ -387,6 +391,7 @@ class Workload:
             "warmup": self.warmup,
             "churn": self.churn,
             "max_in_flight": self.max_in_flight,
+            "get_stream": self.get_stream,
             "request_timeout": self.request_timeout,
             "connect_timeout": self.connect_timeout,
             "stages": [stage.to_dict() for stage in self.stages],
@@ -948,6 +953,7 @@ def _workload(ctx: _Context, table: dict[str, Any]) -> Workload:
         warmup=_duration(ctx, table.get("warmup", DEFAULT_WARMUP_S), "workload.warmup"),
         churn=_int(ctx, table.get("churn", 0), "workload.churn"),
         max_in_flight=_int(ctx, table.get("max_in_flight", 1), "workload.max_in_flight"),
+        get_stream=_bool(ctx, table.get("get_stream", True), "workload.get_stream"),
         request_timeout=_duration(
             ctx,
             table.get("request_timeout", DEFAULT_REQUEST_TIMEOUT_S),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +25,12 @@ MODES: dict[str, tuple[str, dict[str, bool]]] = {
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def env_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache of SDK environments for the whole test session (each build takes seconds)."""
+    return tmp_path_factory.mktemp("sdk-envs")
 
 
 @asynccontextmanager

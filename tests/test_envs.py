@@ -22,7 +22,8 @@ BUILD_TIMEOUT = pytest.mark.timeout(900)
 
 @pytest.fixture(scope="session")
 def env_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("sdk-envs")
+    """This file's own cache: its tests watch a first build happen, so no one else may build first."""
+    return tmp_path_factory.mktemp("sdk-envs-under-test")
 
 
 @pytest.fixture(scope="session")

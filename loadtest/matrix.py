@@ -1,0 +1,207 @@
+"""The pre-upgrade benchmark: one isolated environment per SDK spec, interleaved repeated runs.
+
+Only the server under test runs inside those environments; the tester itself stays in its
+own, so that what changes between runs is the SDK and nothing else. Runs are interleaved
+(A B B A A B ...) so that a slow drift of the machine (thermal, a neighbour's load) falls on
+both sides alike, and every run gets a fresh server process.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from loadtest.driver import Progress, RunControl
+from loadtest.envs import SdkEnv, ensure_env
+from loadtest.errors import LoadtestError
+from loadtest.execute import RunOutcome, execute
+from loadtest.scenario import Scenario
+from loadtest.units import format_duration
+
+MATRIX_FILE = "matrix.json"
+MATRIX_SCHEMA = "mcp-loadtest/matrix/1"
+DEFAULT_REPEAT = 5
+#: Per-run overhead (server starts, warm-up, drain) used for the first time estimate.
+_STARTUP_ESTIMATE_S = 4.0
+
+
+@dataclass
+class Side:
+    """One SDK spec: its environment (once built) and its runs."""
+
+    spec: str
+    label: str = ""
+    env: SdkEnv | None = None
+    error: str | None = None
+    runs: list[Path] = field(default_factory=list)
+    failed_runs: list[str] = field(default_factory=list)
+
+    @property
+    def usable(self) -> bool:
+        return self.env is not None and bool(self.runs)
+
+
+def interleaved(count: int, repeat: int) -> list[tuple[int, int]]:
+    """(side, repeat) pairs in ABBA order: A B, B A, A B, ... for any number of sides."""
+    order: list[tuple[int, int]] = []
+    for r in range(repeat):
+        sides = range(count) if r % 2 == 0 else range(count - 1, -1, -1)
+        order.extend((side, r) for side in sides)
+    return order
+
+
+def label_for(env: SdkEnv, taken: set[str]) -> str:
+    """A directory-safe name for a side: ``mcp-1.23.1``, made unique if two specs resolve alike."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", f"mcp-{env.mcp_version}")
+    label, n = base, 1
+    while label in taken:
+        n += 1
+        label = f"{base}~{n}"
+    taken.add(label)
+    return label
+
+
+async def run_matrix(
+    scenario: Scenario,
+    specs: Sequence[str],
+    directory: Path,
+    *,
+    repeat: int = DEFAULT_REPEAT,
+    python: str | None = None,
+    install: Sequence[str] = (),
+    cache_dir: Path | None = None,
+    say: Callable[[str], None] = print,
+    progress: Progress | None = None,
+    control: RunControl | None = None,
+) -> list[Side]:
+    """Build every environment, then run the scenario ``repeat`` times per side, interleaved.
+
+    A side whose environment cannot be built, or whose server never starts, is reported and
+    left out; the others still run. The plan and what happened go to ``matrix.json``.
+    """
+    control = control or RunControl()
+    sides = [Side(spec) for spec in specs]
+    taken: set[str] = set()
+    for side in sides:
+        say(f"environment for {side.spec!r}: preparing")
+        try:
+            side.env = ensure_env(
+                side.spec, python=python, extra=install, cache_dir=cache_dir, log=lambda line: say(f"  {line}")
+            )
+        except LoadtestError as exc:
+            side.error = str(exc)
+            say(f"environment for {side.spec!r} failed: {exc}")
+            continue
+        side.label = label_for(side.env, taken)
+        say(f"environment for {side.spec!r}: mcp {side.env.mcp_version} ({side.env.python})")
+    ready = [i for i, side in enumerate(sides) if side.env is not None]
+    plan = [(ready[i], r) for i, r in interleaved(len(ready), repeat)]
+    per_run = (scenario.workload.total_duration or 10.0) + scenario.workload.warmup + _STARTUP_ESTIMATE_S
+    estimate = per_run * len(scenario.transports)
+    spent: list[float] = []
+    for step, (index, r) in enumerate(plan, start=1):
+        if control.interrupted.is_set():
+            break
+        side = sides[index]
+        env = side.env
+        assert env is not None
+        if r > 0 and not side.runs and len(side.failed_runs) >= 2:
+            continue  # this server does not start here; do not spend every repeat finding out
+        left = len(plan) - step + 1
+        eta = (statistics.mean(spent) if spent else estimate) * left
+        say(f"[{step}/{len(plan)}] {side.label} ({side.spec}) repeat {r + 1}/{repeat}, about {format_duration(eta)} left")
+        run_path = directory / side.label / f"run-{r + 1:02d}"
+        run_path.mkdir(parents=True, exist_ok=True)
+        began = time.monotonic()
+        outcome = await execute(
+            scenario,
+            run_path,
+            python=str(env.python),
+            progress=progress,
+            control=control,
+            sdk={"name": "mcp", "version": env.mcp_version, "spec": side.spec, "freeze": env.freeze},
+        )
+        spent.append(time.monotonic() - began)
+        _account(side, outcome, say)
+    _write_plan(directory, scenario, sides, repeat, plan)
+    return sides
+
+
+def _account(side: Side, outcome: RunOutcome, say: Callable[[str], None]) -> None:
+    if outcome.failure is not None:
+        side.failed_runs.append(str(outcome.path))
+        say(f"  {side.label} ({side.spec}): run failed: {outcome.failure}")
+    elif not outcome.interrupted:
+        side.runs.append(outcome.path.parent)
+
+
+def _write_plan(
+    directory: Path, scenario: Scenario, sides: list[Side], repeat: int, plan: list[tuple[int, int]]
+) -> None:
+    document = {
+        "schema": MATRIX_SCHEMA,
+        "scenario": scenario.name,
+        "scenario_hash": scenario.scenario_hash,
+        "repeat": repeat,
+        "order": [sides[index].label for index, _ in plan],
+        "sides": [
+            {
+                "spec": side.spec,
+                "label": side.label,
+                "mcp_version": side.env.mcp_version if side.env else None,
+                "python": str(side.env.python) if side.env else None,
+                "error": side.error,
+                "runs": [str(path.relative_to(directory)) for path in side.runs],
+                "failed_runs": side.failed_runs,
+            }
+            for side in sides
+        ],
+    }
+    (directory / MATRIX_FILE).write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+
+
+def side_by_side(sides: Sequence[Side]) -> list[list[str]]:
+    """Medians over each side's runs, per transport x op: calls/s, p50, p99, errors, silent."""
+    from loadtest.results import load_run
+    from loadtest.units import format_latency_us
+
+    usable = [side for side in sides if side.usable]
+    per_side: list[dict[tuple[str, str], list[dict[str, Any]]]] = []
+    for side in usable:
+        ops: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for run in side.runs:
+            document = load_run(run)
+            for transport, section in document.get("transports", {}).items():
+                for op, stats in section.get("ops", {}).items():
+                    ops.setdefault((transport, op), []).append(stats)
+        per_side.append(ops)
+    keys = sorted({key for ops in per_side for key in ops}, key=lambda k: (k[0], k[1]))
+    header = ["transport", "op"]
+    for side in usable:
+        header += [f"{side.label} rate", "p50", "p99", "err", "silent"]
+    rows = [header]
+    for key in keys:
+        row = [key[0], key[1]]
+        for ops in per_side:
+            runs = ops.get(key, [])
+            if not runs:
+                row += ["-"] * 5
+                continue
+            p50 = [s["latency_us"]["p50"] for s in runs if s["latency_us"].get("p50") is not None]
+            p99 = [s["latency_us"]["p99"] for s in runs if s["latency_us"].get("p99") is not None]
+            row += [
+                f"{statistics.median(s.get('rate', 0.0) for s in runs):.1f}",
+                format_latency_us(statistics.median(p50)) if p50 else "-",
+                format_latency_us(statistics.median(p99)) if p99 else "-",
+                str(sum(sum(s.get("errors", {}).values()) for s in runs)),
+                str(sum(sum(s.get("silent", {}).values()) for s in runs)),
+            ]
+        rows.append(row)
+    return rows

@@ -1,0 +1,90 @@
+"""`matrix` over real `mcp` releases, each in its own environment, through to a comparison."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loadtest.matrix import MATRIX_FILE, interleaved, run_matrix, side_by_side
+from loadtest.scenario import Scenario, load_scenario
+from tests.test_envs import OLD_SDK
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(600)]
+NEW_SDK = "2.3.0"
+
+
+def _scenario(tmp_path: Path, transports: str = '["stdio", "sse", "http"]') -> Scenario:
+    path = tmp_path / "matrix.toml"
+    path.write_text(
+        f"transports = {transports}\n"
+        '[workload]\nsessions = 2\nrequests = 30\nwarmup = "0s"\n'
+        '[[ops]]\ntool = "echo"\narguments = { text = "{nonce}" }\nexpect = { text = "{nonce}" }\n'
+        '[[ops]]\nmethod = "resources/read"\nuri = "blob://70000/{seed}"\nexpect = { blob = true }\n'
+    )
+    return load_scenario(path)
+
+
+def test_interleaving_is_abba() -> None:
+    assert interleaved(2, 3) == [(0, 0), (1, 0), (1, 1), (0, 1), (0, 2), (1, 2)]
+    assert interleaved(3, 2) == [(0, 0), (1, 0), (2, 0), (2, 1), (1, 1), (0, 1)]
+
+
+async def test_two_real_releases_on_every_transport(tmp_path: Path, env_cache: Path) -> None:
+    # An old 1.x (FastMCP, host/port in the constructor) and the newest 2.x (MCPServer,
+    # host/port in run()): the same reference server script serves both.
+    lines: list[str] = []
+    sides = await run_matrix(
+        _scenario(tmp_path), [OLD_SDK, NEW_SDK], tmp_path / "m", repeat=2, cache_dir=env_cache, say=lines.append
+    )
+    assert [side.usable for side in sides] == [True, True], lines
+    plan = json.loads((tmp_path / "m" / MATRIX_FILE).read_text())
+    old_label, new_label = f"mcp-{OLD_SDK}", f"mcp-{NEW_SDK}"
+    assert plan["order"] == [old_label, new_label, new_label, old_label]
+    for side, version in zip(sides, (OLD_SDK, NEW_SDK), strict=True):
+        assert len(side.runs) == 2
+        for run_dir in side.runs:
+            run = json.loads((run_dir / "run.json").read_text())
+            sdk = run["meta"]["target"]["sdk"]
+            assert sdk["version"] == version
+            assert sdk["freeze"]["mcp"] == version
+            # What the server itself says it is: the exact release that served the run.
+            assert run["meta"]["target"]["server_info"]["version"] == version
+            assert set(run["transports"]) == {"stdio", "sse", "http"}
+            assert run["totals"]["calls"] == 3 * 30
+            assert run["totals"]["silent_failures"] == 0
+            assert run["totals"]["errors"] == 0
+    rows = side_by_side(sides)
+    assert rows[0][2] == f"{old_label} rate"
+    assert len(rows) == 1 + 3 * 2  # header + transports x ops
+
+
+async def test_a_second_matrix_reuses_the_environments(tmp_path: Path, env_cache: Path) -> None:
+    scenario = _scenario(tmp_path, '["http"]')
+    first: list[str] = []
+    await run_matrix(scenario, [OLD_SDK, NEW_SDK], tmp_path / "a", repeat=1, cache_dir=env_cache, say=first.append)
+    second: list[str] = []
+    sides = await run_matrix(scenario, [OLD_SDK, NEW_SDK], tmp_path / "b", repeat=1, cache_dir=env_cache, say=second.append)
+    assert all(side.usable for side in sides)
+    assert not [line for line in second if "installing" in line or "building environment" in line], second
+
+
+def test_a_version_that_does_not_exist_is_named_and_exit_3(tmp_path: Path, env_cache: Path) -> None:
+    scenario = tmp_path / "s.toml"
+    scenario.write_text('transports = ["http"]\n[workload]\nrequests = 10\nwarmup = "0s"\n[[ops]]\nmethod = "ping"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "loadtest", "matrix", str(scenario), "--sdk", "0.0.999", "--sdk", NEW_SDK, "--repeat", "1", "--out", str(tmp_path), "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=500,
+        env={**os.environ, "MCP_LOADTEST_CACHE": str(env_cache.parent / "matrix-cli-cache")},
+    )
+    assert done.returncode == 3, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "'0.0.999'" in done.stderr
+    # The version that exists still ran.
+    assert f"mcp-{NEW_SDK} rate" in done.stdout
