@@ -255,3 +255,6 @@ def reference_server(transport: str, port: int, json_response: bool, stateless: 
 # -- commands that live in their own modules ------------------------------------------------
 # Each module defines one click command; it is registered here (one line each) so that the
 # modules never import this one.
+from loadtest.conformance.cli import check_command  # noqa: E402
+
+main.add_command(check_command)
