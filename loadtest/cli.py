@@ -24,7 +24,7 @@ from loadtest.aio import task_group
 from loadtest.driver import RunControl
 from loadtest.errors import LoadtestError
 from loadtest.execute import execute, watch_signals
-from loadtest.matrix import DEFAULT_REPEAT, run_matrix, side_by_side
+from loadtest.matrix import DEFAULT_REPEAT, check_differences, run_matrix, side_by_side
 from loadtest.progress import TerminalProgress
 from loadtest.report.terminal import Style, render_summary
 from loadtest.results import run_dir
@@ -163,6 +163,7 @@ def _style() -> Style:
 @click.option("--requests", type=click.IntRange(min=1), help="Stop each run after this many calls per transport.")
 @click.option("--rate", metavar="200/s", help="Open model: target arrival rate.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True, help="Directory under which the matrix directory is created.")
+@click.option("--no-check", is_flag=True, help="Skip the conformance checks of each SDK's server.")
 @click.option("--no-progress", is_flag=True, help="No live display; plain progress lines only.")
 @_friendly
 def matrix(
@@ -178,11 +179,12 @@ def matrix(
     requests: int | None,
     rate: str | None,
     out: Path,
+    no_check: bool,
     no_progress: bool,
 ) -> None:
     """Benchmark SCENARIO on each SDK version, each in its own cached environment."""
     loaded = load_scenario(scenario, _overrides(transports, server_cmd, None, sessions, duration, requests, rate))
-    sys.exit(anyio.run(_matrix, loaded, specs, repeat, python, install, out, no_progress))
+    sys.exit(anyio.run(_matrix, loaded, specs, repeat, python, install, out, not no_check, no_progress))
 
 
 async def _matrix(
@@ -192,6 +194,7 @@ async def _matrix(
     python: str | None,
     install: tuple[str, ...],
     out: Path,
+    check: bool,
     no_progress: bool,
 ) -> int:
     directory = run_dir(out, f"matrix-{scenario.name}", datetime.now(timezone.utc))
@@ -207,6 +210,7 @@ async def _matrix(
             repeat=repeat,
             python=python,
             install=install,
+            check=check,
             say=progress.note,
             progress=progress,
             control=control,
@@ -215,6 +219,11 @@ async def _matrix(
     usable = [side for side in sides if side.usable]
     if usable:
         click.echo(_table(side_by_side(usable)))
+    differences = check_differences(sides)
+    if differences:
+        click.echo("\nwire-behaviour differences (conformance checks):")
+        for a, b, diff in differences:
+            click.echo(f"  {a} -> {b}: {diff}")
     for side in sides:
         if not side.usable:
             click.echo(f"{side.spec}: no results ({side.error or 'every run failed'})", err=True)

@@ -50,11 +50,13 @@ async def execute(
     progress: Progress | None = None,
     control: RunControl | None = None,
     sdk: Mapping[str, Any] | None = None,
+    checks: list[dict[str, Any]] | None = None,
 ) -> RunOutcome:
     """Run ``scenario`` into ``directory``; the results are written whatever happens.
 
     ``python`` runs the bundled reference server (and fills ``{python}`` in a target
-    command); ``sdk`` describes the environment it belongs to, for the results' metadata.
+    command); ``sdk`` describes the environment it belongs to, for the results' metadata;
+    ``checks`` are conformance results of the same target, kept in the ``checks`` section.
     """
     started = datetime.now(timezone.utc)
     control = control or RunControl()
@@ -68,7 +70,7 @@ async def execute(
     except LoadtestError as exc:
         failure = exc
     recorder.finish()
-    document = _document(scenario, recorder, reports, started, python, sdk)
+    document = _document(scenario, recorder, reports, started, python, sdk, checks)
     if failure is not None:
         document["error"] = str(failure)
     path = write_run(directory, document)
@@ -91,6 +93,7 @@ def _document(
     started: datetime,
     python: str,
     sdk: Mapping[str, Any] | None,
+    checks: list[dict[str, Any]] | None,
 ) -> dict[str, Any]:
     transports = recorder.summary()
     for name, report in reports.items():
@@ -107,7 +110,7 @@ def _document(
         "scenario_hash": scenario.scenario_hash,
     }
     thresholds = [result.to_dict() for result in evaluate(scenario.thresholds, transports)]
-    return build_run(meta, scenario.to_dict(), transports, recorder.totals(), thresholds)
+    return build_run(meta, scenario.to_dict(), transports, recorder.totals(), thresholds, checks)
 
 
 def _target_meta(

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from loadtest.conformance import CheckDiff, diff_checks, run_checks
 from loadtest.driver import Progress, RunControl
 from loadtest.envs import SdkEnv, ensure_env
 from loadtest.errors import LoadtestError
@@ -42,6 +43,8 @@ class Side:
     error: str | None = None
     runs: list[Path] = field(default_factory=list)
     failed_runs: list[str] = field(default_factory=list)
+    #: Conformance results of this SDK's server (run.json ``checks`` entries), if checked.
+    checks: list[dict[str, Any]] | None = None
 
     @property
     def usable(self) -> bool:
@@ -77,6 +80,7 @@ async def run_matrix(
     python: str | None = None,
     install: Sequence[str] = (),
     cache_dir: Path | None = None,
+    check: bool = True,
     say: Callable[[str], None] = print,
     progress: Progress | None = None,
     control: RunControl | None = None,
@@ -101,6 +105,8 @@ async def run_matrix(
             continue
         side.label = label_for(side.env, taken)
         say(f"environment for {side.spec!r}: mcp {side.env.mcp_version} ({side.env.python})")
+        if check:
+            await _check(side, scenario, directory, say)
     ready = [i for i, side in enumerate(sides) if side.env is not None]
     plan = [(ready[i], r) for i, r in interleaved(len(ready), repeat)]
     per_run = (scenario.workload.total_duration or 10.0) + scenario.workload.warmup + _STARTUP_ESTIMATE_S
@@ -127,11 +133,40 @@ async def run_matrix(
             progress=progress,
             control=control,
             sdk={"name": "mcp", "version": env.mcp_version, "spec": side.spec, "freeze": env.freeze},
+            checks=side.checks,
         )
         spent.append(time.monotonic() - began)
         _account(side, outcome, say)
     _write_plan(directory, scenario, sides, repeat, plan)
     return sides
+
+
+async def _check(side: Side, scenario: Scenario, directory: Path, say: Callable[[str], None]) -> None:
+    """Conformance checks once per SDK, against its own fresh servers."""
+    assert side.env is not None
+    say(f"{side.label}: conformance checks")
+    log_dir = directory / side.label / "check"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        results = await run_checks(scenario, python=str(side.env.python), log_dir=log_dir)
+    except LoadtestError as exc:
+        say(f"{side.label}: conformance checks could not run: {exc}")
+        return
+    side.checks = [result.to_dict() for result in results]
+
+
+def check_differences(sides: Sequence[Side]) -> list[tuple[str, str, CheckDiff]]:
+    """Every check whose status or observed behaviour differs from the first checked side's."""
+    checked = [side for side in sides if side.checks is not None]
+    if len(checked) < 2:
+        return []
+    base = checked[0]
+    assert base.checks is not None
+    out: list[tuple[str, str, CheckDiff]] = []
+    for other in checked[1:]:
+        assert other.checks is not None
+        out.extend((base.label, other.label, diff) for diff in diff_checks(base.checks, other.checks))
+    return out
 
 
 def _account(side: Side, outcome: RunOutcome, say: Callable[[str], None]) -> None:
@@ -160,6 +195,7 @@ def _write_plan(
                 "error": side.error,
                 "runs": [str(path.relative_to(directory)) for path in side.runs],
                 "failed_runs": side.failed_runs,
+                "checks": side.checks,
             }
             for side in sides
         ],

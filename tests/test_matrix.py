@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.matrix import MATRIX_FILE, interleaved, run_matrix, side_by_side
+from loadtest.matrix import MATRIX_FILE, check_differences, interleaved, run_matrix, side_by_side
 from loadtest.scenario import Scenario, load_scenario
 from tests.test_envs import OLD_SDK
 
@@ -61,14 +61,24 @@ async def test_two_real_releases_on_every_transport(tmp_path: Path, env_cache: P
     rows = side_by_side(sides)
     assert rows[0][2] == f"{old_label} rate"
     assert len(rows) == 1 + 3 * 2  # header + transports x ops
+    # Each version's conformance checks travel in its runs' results, and what changed on the
+    # wire is listed: 1.8.0 redirects /mcp to /mcp/ and negotiates no newer than 2024-11-05.
+    assert run["checks"]
+    changed = {diff.id: str(diff) for _a, _b, diff in check_differences(sides)}
+    assert "POST /mcp -> 307" in changed["http-endpoint-path"]
+    assert "2024-11-05" in changed["http-negotiate-future"]
 
 
 async def test_a_second_matrix_reuses_the_environments(tmp_path: Path, env_cache: Path) -> None:
     scenario = _scenario(tmp_path, '["http"]')
     first: list[str] = []
-    await run_matrix(scenario, [OLD_SDK, NEW_SDK], tmp_path / "a", repeat=1, cache_dir=env_cache, say=first.append)
+    await run_matrix(
+        scenario, [OLD_SDK, NEW_SDK], tmp_path / "a", repeat=1, cache_dir=env_cache, check=False, say=first.append
+    )
     second: list[str] = []
-    sides = await run_matrix(scenario, [OLD_SDK, NEW_SDK], tmp_path / "b", repeat=1, cache_dir=env_cache, say=second.append)
+    sides = await run_matrix(
+        scenario, [OLD_SDK, NEW_SDK], tmp_path / "b", repeat=1, cache_dir=env_cache, check=False, say=second.append
+    )
     assert all(side.usable for side in sides)
     assert not [line for line in second if "installing" in line or "building environment" in line], second
 
@@ -77,7 +87,7 @@ def test_a_version_that_does_not_exist_is_named_and_exit_3(tmp_path: Path, env_c
     scenario = tmp_path / "s.toml"
     scenario.write_text('transports = ["http"]\n[workload]\nrequests = 10\nwarmup = "0s"\n[[ops]]\nmethod = "ping"\n')
     done = subprocess.run(
-        [sys.executable, "-m", "loadtest", "matrix", str(scenario), "--sdk", "0.0.999", "--sdk", NEW_SDK, "--repeat", "1", "--out", str(tmp_path), "--no-progress"],
+        [sys.executable, "-m", "loadtest", "matrix", str(scenario), "--sdk", "0.0.999", "--sdk", NEW_SDK, "--repeat", "1", "--out", str(tmp_path), "--no-progress", "--no-check"],
         capture_output=True,
         text=True,
         timeout=500,
