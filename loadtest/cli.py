@@ -21,8 +21,13 @@ import orjson
 
 from loadtest import __version__
 from loadtest.aio import task_group
+from loadtest.baseline import check_against_baseline, write_junit
+from loadtest.compare.cli import write_reports
+from loadtest.compare.model import load_side
+from loadtest.compare.terminal import render_comparison
+from loadtest.compare.verdicts import compare_sides
 from loadtest.driver import RunControl
-from loadtest.errors import LoadtestError
+from loadtest.errors import LoadtestError, UsageError
 from loadtest.execute import execute, watch_signals
 from loadtest.matrix import DEFAULT_REPEAT, check_differences, run_matrix, side_by_side
 from loadtest.progress import TerminalProgress
@@ -75,6 +80,8 @@ def main() -> None:
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True, help="Directory under which the run's directory is created.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--no-progress", is_flag=True, help="No live display; plain progress lines only.")
+@click.option("--baseline", type=click.Path(path_type=Path, file_okay=False), help="Compare with the run(s) in DIR; exit 1 on a regression.")
+@click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), metavar="F", help="Write JUnit XML: thresholds (and baseline verdicts).")
 @_friendly
 def run(
     scenario: Path | None,
@@ -88,15 +95,21 @@ def run(
     out: Path,
     as_json: bool,
     no_progress: bool,
+    baseline: Path | None,
+    junit: Path | None,
 ) -> None:
     """Run SCENARIO (default: the bundled smoke scenario against the bundled reference server)."""
     overrides = _overrides(transports, target_cmd, url, sessions, duration, requests, rate)
     loaded = load_scenario(scenario, overrides)
-    code = anyio.run(_run, loaded, out, as_json, no_progress)
+    if baseline is not None and not baseline.is_dir():
+        raise UsageError(f"--baseline {baseline}: no such directory; create it by copying a run into it")
+    code = anyio.run(_run, loaded, out, as_json, no_progress, baseline, junit)
     sys.exit(code)
 
 
-async def _run(scenario: Scenario, out: Path, as_json: bool, no_progress: bool) -> int:
+async def _run(
+    scenario: Scenario, out: Path, as_json: bool, no_progress: bool, baseline: Path | None, junit: Path | None
+) -> int:
     directory = run_dir(out, scenario.name, datetime.now(timezone.utc))
     progress = TerminalProgress(sys.stderr, live=False if no_progress else None)
     control = RunControl()
@@ -117,7 +130,14 @@ async def _run(scenario: Scenario, out: Path, as_json: bool, no_progress: bool) 
     if outcome.failure is not None:
         click.echo(f"mcp-loadtest: error: {outcome.failure}", err=True)
         return outcome.failure.exit_code
-    return EXIT_OK if outcome.thresholds_passed else EXIT_THRESHOLD
+    against = None
+    if baseline is not None:
+        against = check_against_baseline(document, outcome.path.parent, baseline)
+        click.echo(against.render(_style()), err=as_json)
+    if junit is not None:
+        write_junit(junit, document, against)
+    regressed = against is not None and against.regression
+    return EXIT_OK if outcome.thresholds_passed and not regressed else EXIT_THRESHOLD
 
 
 def _overrides(
@@ -224,6 +244,19 @@ async def _matrix(
         click.echo("\nwire-behaviour differences (conformance checks):")
         for a, b, diff in differences:
             click.echo(f"  {a} -> {b}: {diff}")
+    regressed = False
+    if len(usable) >= 2 and not control.was_interrupted:
+        # The first SDK is the reference ("before"); every other one is compared with it.
+        before = load_side([directory / usable[0].label], label=f"{usable[0].label} ({usable[0].spec})")
+        for side in usable[1:]:
+            after = load_side([directory / side.label], label=f"{side.label} ({side.spec})")
+            comparison = compare_sides(before, after)
+            click.echo("")
+            click.echo(render_comparison(comparison, _style()))
+            stem = directory / f"compare-{usable[0].label}-vs-{side.label}"
+            for path in write_reports(comparison, markdown=stem.with_suffix(".md"), html=stem.with_suffix(".html"), json_path=stem.with_suffix(".json")):
+                click.echo(f"wrote {path}")
+            regressed = regressed or comparison.regressed
     for side in sides:
         if not side.usable:
             click.echo(f"{side.spec}: no results ({side.error or 'every run failed'})", err=True)
@@ -234,7 +267,7 @@ async def _matrix(
     if len(specs) > 1 and len(usable) < 2:
         click.echo("mcp-loadtest: error: fewer than two SDK specs produced results; nothing to compare", err=True)
         return EXIT_RUN_FAILED
-    return EXIT_OK
+    return EXIT_THRESHOLD if regressed else EXIT_OK
 
 
 def _table(rows: list[list[str]]) -> str:
@@ -267,3 +300,7 @@ def reference_server(transport: str, port: int, json_response: bool, stateless: 
 from loadtest.conformance.cli import check_command  # noqa: E402
 
 main.add_command(check_command)
+from loadtest.compare.cli import compare_command, report_command  # noqa: E402
+
+main.add_command(compare_command)
+main.add_command(report_command)

@@ -174,3 +174,27 @@ def test_reference_server_command_starts_and_answers() -> None:
     answer = json.loads(done.stdout.splitlines()[0])
     assert answer["id"] == 1
     assert answer["result"]["serverInfo"]["name"] == "mcp-loadtest-reference"
+
+
+def test_run_against_a_baseline_writes_junit(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.toml"
+    scenario.write_text('transports = ["http"]\n[workload]\nrequests = 150\nwarmup = "0s"\n[[ops]]\nmethod = "ping"\n')
+    first = cli("run", str(scenario), "--out", str(tmp_path / "baseline"), "--no-progress")
+    assert first.returncode == 0, first.stderr
+    junit = tmp_path / "junit.xml"
+    second = cli("run", str(scenario), "--out", str(tmp_path / "new"), "--no-progress", "--baseline", str(tmp_path / "baseline"), "--junit", str(junit))
+    # One run against one is thin evidence, so either verdict may come; what must come is the
+    # comparison itself, and a JUnit file with the thresholds and the baseline's gated metrics.
+    assert second.returncode in (0, 1), second.stderr
+    assert "against baseline" in second.stdout
+    xml = junit.read_text()
+    assert "<testsuite" in xml
+    assert "testcase" in xml
+    assert "p99" in xml
+
+
+def test_missing_baseline_is_a_usage_error(tmp_path: Path) -> None:
+    done = cli("run", "--baseline", str(tmp_path / "nope"), "--out", str(tmp_path))
+    assert done.returncode == 2
+    assert "--baseline" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from loadtest.compare.model import load_side
+from loadtest.compare.verdicts import compare_sides
 from loadtest.matrix import MATRIX_FILE, check_differences, interleaved, run_matrix, side_by_side
 from loadtest.scenario import Scenario, load_scenario
 from tests.test_envs import OLD_SDK
@@ -67,6 +69,11 @@ async def test_two_real_releases_on_every_transport(tmp_path: Path, env_cache: P
     changed = {diff.id: str(diff) for _a, _b, diff in check_differences(sides)}
     assert "POST /mcp -> 307" in changed["http-endpoint-path"]
     assert "2024-11-05" in changed["http-negotiate-future"]
+    # Through to a comparison of the two SDKs' groups of runs, with the check differences in it.
+    comparison = compare_sides(load_side([tmp_path / "m" / old_label]), load_side([tmp_path / "m" / new_label]))
+    compared = {(row.transport, row.op) for row in comparison.rows}
+    assert compared == {(t, op) for t in ("stdio", "sse", "http") for op in ("echo", "read:blob")}
+    assert comparison.check_diffs
 
 
 async def test_a_second_matrix_reuses_the_environments(tmp_path: Path, env_cache: Path) -> None:

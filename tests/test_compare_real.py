@@ -1,0 +1,65 @@
+"""`compare` on the real reference server: an added server-side delay is found, with its size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from loadtest.compare.model import load_side
+from loadtest.compare.verdicts import REGRESSED, compare_sides
+from loadtest.execute import execute
+from loadtest.scenario import load_scenario
+
+pytestmark = pytest.mark.anyio
+
+SCENARIO = """
+name = "delay"
+transports = ["http"]
+[target]
+delay_ms = {delay}
+[workload]
+model = "open"
+rate = "50/s"
+sessions = 2
+duration = "2s"
+warmup = "0.5s"
+[[ops]]
+name = "echo"
+tool = "echo"
+arguments = {{ text = "hello {{nonce}}" }}
+expect = {{ text = "hello {{nonce}}" }}
+"""
+
+
+async def test_an_added_delay_is_reported_as_a_regression_of_the_right_size(tmp_path: Path) -> None:
+    delays = {"a": 0, "b": 5}
+    scenarios = {}
+    for side, delay in delays.items():
+        path = tmp_path / f"{side}.toml"
+        path.write_text(SCENARIO.format(delay=delay))
+        scenarios[side] = load_scenario(path, None)
+    # Interleaved A B B A A B, as matrix does: a drift of the machine falls on both sides.
+    for n, side in enumerate("abbaab"):
+        directory = tmp_path / side / f"run-{n:02d}"
+        directory.mkdir(parents=True)
+        outcome = await execute(scenarios[side], directory)
+        assert outcome.failure is None
+    a, b = load_side([tmp_path / "a"]), load_side([tmp_path / "b"])
+    assert len(a.runs) == len(b.runs) == 3
+    # The delay is part of the scenario, so the hashes differ: compare refuses without force.
+    comparison = compare_sides(a, b, force=True)
+    p50 = next(r for r in comparison.rows if r.op == "echo" and r.metric.key == "p50")
+    assert p50.a is not None
+    assert p50.ratio is not None
+    assert p50.ci is not None
+    expected = (p50.a + 5000) / p50.a
+    assert p50.verdict == REGRESSED, p50
+    assert p50.thin  # 3 runs a side cannot reach p < 0.05 with a rank test
+    # The right magnitude: 5 ms on top of A's median (asyncio.sleep overshoots by a little).
+    assert p50.ci[0] > 1.05
+    assert 0.8 * expected <= p50.ratio <= 1.6 * expected, (p50.ratio, expected)
+    assert comparison.regressed
+    # Throughput is set by the open model, not by the server: unchanged.
+    rate = next(r for r in comparison.rows if r.op == "echo" and r.metric.key == "throughput")
+    assert rate.verdict != REGRESSED
