@@ -300,6 +300,9 @@ def reference_server(transport: str, port: int, json_response: bool, stateless: 
 from loadtest.conformance.cli import check_command  # noqa: E402
 
 main.add_command(check_command)
+from loadtest.proxy.cli import proxy_command  # noqa: E402
+
+main.add_command(proxy_command)
 from loadtest.compare.cli import compare_command, report_command  # noqa: E402
 
 main.add_command(compare_command)

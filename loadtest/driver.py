@@ -325,14 +325,16 @@ class _TransportRun:
     async def _call(self, session: Session, index: int, intended_ns: int) -> None:
         op = self.ops[index]
         k = next(self.counter)
-        nonce = f"nonce-{self.token}-{k}"
+        # Fixed width, so that no nonce is a prefix of another: a cut-short answer then never
+        # reads as another call's, nor another call's answer as a cut-short one.
+        nonce = f"nonce-{self.token}-{k:010d}"
         seed = (self.seed_base + k) & _SEED_MASK
         params = op.render(nonce, seed)
         self.in_flight += 1
         if self.in_flight > self.in_flight_max:
             self.in_flight_max = self.in_flight
         try:
-            outcome = await session.request(op.method, params, progress=op.progress)
+            outcome = await session.request(op.method, params, progress=op.progress, label=op.name)
         finally:
             self.in_flight -= 1
             self._maybe_drained()
@@ -341,7 +343,15 @@ class _TransportRun:
         verdict = self.checkers[index].check(outcome, params, nonce, seed)
         example = None
         if not verdict.ok:
-            example = {"request_id": outcome.request_id, "op": op.name, "nonce": nonce, "detail": verdict.detail}
+            example = {
+                "request_id": outcome.request_id,
+                "op": op.name,
+                "nonce": nonce,
+                "detail": verdict.detail,
+                # What was expected and what came, shortened by the recorder when kept.
+                "expected": op.expected_text(nonce, seed) or op.expect.to_dict(),
+                "got": outcome.result if outcome.error is None else None,
+            }
         self.stats[index].record(
             intended_ns,
             outcome.sent_ns,

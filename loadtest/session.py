@@ -110,6 +110,10 @@ class Session:
     #: Methods of settled requests, to name the op of a late duplicate; bounded.
     _settled: dict[int, str] = field(default_factory=dict)
     _timed_out: set[int] = field(default_factory=set)
+    #: Requests the transport failed loudly: an answer that still comes is no duplicate.
+    _failed: set[int] = field(default_factory=set)
+    #: Op names of pending requests (see ``request(label=...)``).
+    _labels: dict[int, str] = field(default_factory=dict)
     _closed: CallError | None = None
 
     # -- requests ---------------------------------------------------------------------------
@@ -121,11 +125,14 @@ class Session:
         *,
         timeout: float | None = None,
         progress: bool = False,
+        label: str | None = None,
     ) -> Outcome:
         """Send a request and wait for its answer, at most ``timeout`` seconds.
 
         On timeout the server is sent ``notifications/cancelled`` and the outcome is a silent
         ``lost`` failure, unless the transport had reported a problem with this request.
+        ``label`` (default: the method) names the request in anomalies about it, such as a
+        later duplicate answer, so they count under the caller's op.
         """
         seq = self._next_seq
         self._next_seq = seq + 1
@@ -139,6 +146,8 @@ class Session:
         if params is not None:
             message["params"] = params
         outcome = Outcome(method, request_id, time.perf_counter_ns())
+        if label is not None:
+            self._labels[request_id] = label
         if self._closed is not None:
             outcome.error = self._closed
             outcome.done_ns = outcome.sent_ns
@@ -150,6 +159,7 @@ class Session:
             await waiter.event.wait()
         if not waiter.event.is_set():
             self._pending.pop(request_id, None)
+            self._labels.pop(request_id, None)
             self._timed_out.add(request_id)
             outcome.done_ns = time.perf_counter_ns()
             outcome.error = CallError("lost", "no answer by the deadline, and no transport error", silent=True)
@@ -240,7 +250,7 @@ class Session:
             )
         else:
             outcome.error = CallError("malformed", f"response has neither result nor error: {str(message)[:200]}", True)
-        self._settled[request_id] = outcome.method
+        self._settled[request_id] = self._labels.pop(request_id, outcome.method)
         if len(self._settled) > 4096:
             del self._settled[next(iter(self._settled))]
         waiter.event.set()
@@ -253,6 +263,11 @@ class Session:
             # Already counted as lost; its late arrival is worth knowing but is no new failure.
             self._timed_out.discard(request_id)
             self._anomaly("late", None, f"answer to id {request_id} arrived after its deadline", False)
+        elif request_id in self._failed:
+            # The transport already failed this request loudly (say, its POST broke), yet the
+            # server answered it on another stream: a first answer, not a second one.
+            self._failed.discard(request_id)
+            self._anomaly("late", None, f"answer to id {request_id} arrived after the transport reported it failed", False)
         else:
             self._anomaly("duplicate", self._settled.get(request_id), f"second answer to id {request_id}", True)
 
@@ -275,6 +290,8 @@ class Session:
     def _on_transport_error(self, error: TransportError) -> None:
         failure = CallError(error.kind, error.detail, silent=False)
         if error.request_id is not None and (waiter := self._pending.pop(error.request_id, None)) is not None:
+            self._labels.pop(error.request_id, None)
+            self._failed.add(error.request_id)
             waiter.outcome.error = failure
             waiter.outcome.done_ns = time.perf_counter_ns()
             waiter.event.set()
