@@ -253,8 +253,10 @@ async def _matrix(
             comparison = compare_sides(before, after)
             click.echo("")
             click.echo(render_comparison(comparison, _style()))
-            stem = directory / f"compare-{usable[0].label}-vs-{side.label}"
-            for path in write_reports(comparison, markdown=stem.with_suffix(".md"), html=stem.with_suffix(".html"), json_path=stem.with_suffix(".json")):
+            # Not Path.with_suffix: labels such as "mcp-1.23.1" have dots of their own.
+            stem = f"compare-{usable[0].label}-vs-{side.label}"
+            reports = {ext: directory / f"{stem}.{ext}" for ext in ("md", "html", "json")}
+            for path in write_reports(comparison, markdown=reports["md"], html=reports["html"], json_path=reports["json"]):
                 click.echo(f"wrote {path}")
             regressed = regressed or comparison.regressed
     for side in sides:
