@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import anyio
 import pytest
 
 from loadtest.compare.model import load_side
@@ -86,16 +87,16 @@ async def test_a_second_matrix_reuses_the_environments(tmp_path: Path) -> None:
         scenario, [OLD_SDK, NEW_SDK], tmp_path / "a", repeat=1, cache_dir=cache / "envs", check=False, say=first.append
     )
     assert [line for line in first if "building environment" in line], first
-    done = subprocess.run(
-        [sys.executable, "-m", "loadtest", "matrix", scenario.source, "--sdk", OLD_SDK, "--sdk", NEW_SDK, "--repeat", "1", "--out", str(tmp_path / "b"), "--no-progress", "--no-check"],
-        capture_output=True,
-        text=True,
-        timeout=500,
-        env={**os.environ, "MCP_LOADTEST_CACHE": str(cache)},
-    )
-    assert done.returncode in (0, 1), done.stderr
-    said = done.stdout + done.stderr
-    assert "installing" not in said and "building environment" not in said, said
+    with anyio.fail_after(500):
+        done = await anyio.run_process(
+            [sys.executable, "-m", "loadtest", "matrix", scenario.source, "--sdk", OLD_SDK, "--sdk", NEW_SDK, "--repeat", "1", "--out", str(tmp_path / "b"), "--no-progress", "--no-check"],
+            check=False,
+            env={**os.environ, "MCP_LOADTEST_CACHE": str(cache)},
+        )
+    said = (done.stdout + done.stderr).decode()
+    assert done.returncode in (0, 1), said
+    assert "installing" not in said, said
+    assert "building environment" not in said, said
     # Compared automatically, one report of each kind, named after both SDKs in full.
     (matrix,) = (tmp_path / "b").iterdir()
     stem = f"compare-mcp-{OLD_SDK}-vs-mcp-{NEW_SDK}"
