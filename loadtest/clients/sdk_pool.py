@@ -133,6 +133,7 @@ class _Worker:
         # End of its output: the worker has exited or is about to (bounded: it may hang).
         with anyio.move_on_after(2.0):
             await self.process.process.wait()
+            await self.process.stderr_done.wait()  # its last words, for the message
         self._lost(self.process.describe_exit())
 
     def _deliver(self, line: bytes | bytearray) -> None:

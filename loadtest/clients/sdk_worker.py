@@ -46,14 +46,17 @@ import warnings
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
-import anyio
-
 # Newer pydantic-settings warns (once, at import) about 1.x's Settings model; harmless here.
 warnings.filterwarnings("ignore", module=r"pydantic_settings(\.|$)")
 # 1.24+ deprecates streamablehttp_client; we only call it where the new name does not exist.
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
-import mcp  # noqa: E402
+try:
+    import mcp
+except ImportError as exc:  # the wrong interpreter: say so in one line, not a traceback
+    print(f"sdk_worker: {sys.executable} cannot import mcp: {exc}", file=sys.stderr)
+    raise SystemExit(3) from None
+import anyio  # noqa: E402  (every mcp release depends on it)
 import mcp.client.streamable_http as _streamable  # noqa: E402
 from mcp import ClientSession  # noqa: E402
 from mcp.client.sse import sse_client  # noqa: E402
@@ -268,21 +271,22 @@ class Worker:
                     end = time.perf_counter_ns()
                     with self.harness:
                         dumped = hello.model_dump(by_alias=True, mode="json", exclude_none=True)
-                    await self.send(
-                        {
-                            "t": "opened",
-                            "id": message["id"],
-                            "ok": True,
-                            "start": start,
-                            "end": end,
-                            "protocol_version": dumped.get("protocolVersion"),
-                            "server_info": dumped.get("serverInfo") or {},
-                        }
-                    )
-                    opened = True
                     async with anyio.create_task_group() as tg:
+                        # Ready for calls before the tester hears that the session is open.
                         session.client = client
                         session.tg = tg
+                        await self.send(
+                            {
+                                "t": "opened",
+                                "id": message["id"],
+                                "ok": True,
+                                "start": start,
+                                "end": end,
+                                "protocol_version": dumped.get("protocolVersion"),
+                                "server_info": dumped.get("serverInfo") or {},
+                            }
+                        )
+                        opened = True
                         await session.close_requested.wait()
                         tg.cancel_scope.cancel()
             except TimeoutError:
@@ -297,7 +301,10 @@ class Worker:
             await self.send({"t": "opened", "id": message["id"], "ok": False, "error": cause or "closed before it opened"})
             self.sessions.pop(session.sid, None)
             return
-        # Calls the session's end cut short are answered here, with the cause when there is one.
+        # First the news that the session is gone (the tester then opens a new one instead of
+        # sending more calls here), then the calls its end cut short, with the cause.
+        if cause is not None:
+            await self.send({"t": "dead", "sid": session.sid, "error": cause})
         for call_id, state in list(session.pending.items()):
             session.pending.pop(call_id, None)
             why = f"session ended: {cause}" if cause else "session closed"
@@ -316,8 +323,6 @@ class Worker:
                     "progress": state.get("progress", 0),
                 }
             )
-        if cause is not None:
-            await self.send({"t": "dead", "sid": session.sid, "error": cause})
 
     async def close_session(self, session: Session) -> None:
         session.close_requested.set()
