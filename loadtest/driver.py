@@ -133,8 +133,9 @@ class _TransportRun:
         self.transport = transport
         self.client = client
         self.pool: SdkPool | None = None
-        #: (our CPU, the SDK workers' cost) when measurement began, for the client's figures.
-        self._cost_start: tuple[float, Any] | None = None
+        #: (wall clock, our CPU, the SDK workers' cost) when measurement began, for the
+        #: client's figures.
+        self._cost_start: tuple[float, float, Any] | None = None
         self.scenario = scenario
         self.workload = scenario.workload
         self.recorder = recorder
@@ -350,7 +351,7 @@ class _TransportRun:
         measured calls only."""
         await anyio.sleep(max(0.0, (self.measure_start_ns - time.perf_counter_ns()) / 1e9))
         cost = await self.pool.cost() if self.pool is not None else None
-        self._cost_start = (_cpu_s(), cost)
+        self._cost_start = (time.perf_counter(), _cpu_s(), cost)
 
     async def _record_client_cost(self) -> None:
         """``transports.<t>.client``: which client made the calls, and its CPU per measured call."""
@@ -358,7 +359,8 @@ class _TransportRun:
         section: dict[str, Any] = self.client.meta()
         section.pop("freeze", None)
         if self._cost_start is not None:
-            cpu_start, cost_start = self._cost_start
+            wall_start, cpu_start, cost_start = self._cost_start
+            wall_s = time.perf_counter() - wall_start
             cpu_s = _cpu_s() - cpu_start
             if self.pool is None:
                 section["cpu_s"] = round(cpu_s, 3)
@@ -374,6 +376,11 @@ class _TransportRun:
                     section["cpu_per_call_us"] = round(sdk / calls * 1e6, 1) if calls else None
                     section["harness_cpu_s"] = round(harness, 3)
                     section["rss_peak_bytes"] = cost_end.rss_peak_bytes
+                    # Each worker is one event loop, one core at most: near it, the SDK client
+                    # is what limits the rate (as it would for an agent at this load).
+                    busy = (sdk + harness) / wall_s / len(self.pool.workers) if wall_s > 0 else 0.0
+                    section["cpu_busy"] = round(busy, 3)
+                    section["saturated"] = busy > GENERATOR_BUSY_LIMIT
         section["calls"] = calls
         self.recorder.set_client(self.transport, section)
 

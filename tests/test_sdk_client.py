@@ -156,6 +156,26 @@ async def test_the_sdk_clients_cost_is_its_own_figure_beside_the_builtin_clients
     assert sdk.document["totals"] == {"calls": 150, "errors": 0, "silent_failures": 0}
 
 
+async def test_open_model_overlaps_calls_in_sdk_sessions_spread_over_two_workers(tmp_path: Path) -> None:
+    scenario = _scenario(
+        tmp_path,
+        '[workload]\nrate = "30/s"\nduration = "1s"\nwarmup = "0s"\nsessions = 2\nmax_in_flight = 0\n'
+        '[[ops]]\ntool = "sleep"\narguments = { ms = 100, nonce = "{nonce}" }\nexpect = { text = "slept 100 {nonce}" }\n',
+        transports='["http"]',
+    )
+    outcome = await _run(scenario, tmp_path / "run", resolve_client("sdk", workers=2))
+    http = outcome.document["transports"]["http"]
+    assert outcome.document["meta"]["client"]["workers"] == 2
+    assert http["client"]["workers"] == 2
+    assert http["sessions"]["opened"] == 2
+    stats = http["ops"]["sleep"]
+    assert stats["count"] == stats["ok"] == 30
+    # Calls due every 33 ms that take 100 ms: several at once on the SDK's sessions.
+    assert http["generator"]["in_flight_max"] >= 2
+    # No answer comes sooner than the server's 100 ms, whichever clock timed it.
+    assert stats["latency_us"]["p50"] >= 100_000
+
+
 async def test_a_call_the_sdk_never_answers_is_silently_lost(tmp_path: Path) -> None:
     # The SDK raises nothing while the server takes longer than the deadline: the tester's
     # taxonomy calls that `lost`, the same as with the built-in client.
@@ -252,3 +272,16 @@ async def test_matrix_crosses_client_releases_with_a_server_release(tmp_path: Pa
     # err columns: the old client none, the new one every big blob.
     assert big[5] == "0"
     assert int(big[10]) > 0
+
+
+def test_the_summary_says_when_the_sdk_client_is_what_limits_the_rate() -> None:
+    run = {
+        "meta": {"client": {"kind": "sdk", "mcp": "2.3.0", "workers": 2}, "target": {"kind": "url", "url": "http://127.0.0.1:9/mcp"}},
+        "transports": {"http": {"ops": {}, "client": {"kind": "sdk", "mcp": "2.3.0", "workers": 2, "cpu_per_call_us": 4000.0, "cpu_busy": 0.97, "saturated": True}}},
+    }
+    text = render_summary(run, Style(colour=False))
+    assert text.startswith("under test: the mcp 2.3.0 SDK client (ClientSession, 2 worker processes) with http://127.0.0.1:9/mcp\n")
+    assert "SDK client (mcp 2.3.0) CPU 4.00ms/call" in text
+    assert "note: on http the mcp 2.3.0 SDK client kept its worker processes 97% busy" in text
+    run["transports"]["http"]["client"]["saturated"] = False
+    assert "note:" not in render_summary(run, Style(colour=False))

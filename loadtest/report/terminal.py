@@ -112,6 +112,16 @@ def render_summary(run: Mapping[str, Any], style: Style) -> str:
                     f"{format_latency_us(generator.get('lag_p99_us') or 0)}): latencies include its own delays"
                 )
             )
+    for transport, section in transports.items():
+        client = section.get("client") or {}
+        if client.get("saturated"):
+            lines.append(
+                style.red(
+                    f"note: on {transport} the mcp {client.get('mcp')} SDK client kept its worker process"
+                    f"{'es' if client.get('workers', 1) != 1 else ''} {client.get('cpu_busy', 0):.0%} busy: "
+                    "it, not the server, may be what limits the rate (more with --client-workers)"
+                )
+            )
     lines.extend(_error_block(transports, style))
     lines.extend(_silent_block(transports, style))
     thresholds = run.get("thresholds") or []
