@@ -47,6 +47,7 @@ REPLY_MARGIN_S = 10.0
 #: The worker gives a session's teardown at most 2 x 3 s; we wait a little longer.
 CLOSE_TIMEOUT_S = 8.0
 STATS_TIMEOUT_S = 10.0
+SEND_TIMEOUT_S = 60.0
 _CLOCK_ROUNDS = 5
 _ids = itertools.count(1)
 
@@ -88,10 +89,17 @@ class _Worker:
         stdin = self.process.process.stdin
         assert stdin is not None
         async with self.lock:
-            try:
-                await stdin.send(data)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                self._lost("its stdin is closed")
+            if self.gone is not None:
+                return len(data)
+            # A worker that stops reading its input (a stuck event loop) would block us for
+            # ever once the pipe is full; past the deadline it counts as gone.
+            with anyio.move_on_after(SEND_TIMEOUT_S) as deadline:
+                try:
+                    await stdin.send(data)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                    self._lost("has closed its input")
+            if deadline.cancelled_caught:
+                self._lost(f"has not read its input for {SEND_TIMEOUT_S:g}s")
         return len(data)
 
     def expect(self, message_id: int) -> _Waiter:
