@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -99,7 +99,3 @@ def resolve_client(
     env = ensure_env(spec, python=python, cache_dir=cache_dir, log=log)
     return sdk_client_from_env(env, workers)
 
-
-def client_labels(configs: Sequence[ClientConfig]) -> list[str]:
-    """Short names for reports: ``builtin`` or ``sdk mcp 2.3.0``."""
-    return [f"sdk mcp {c.mcp_version}" if c.is_sdk else "builtin" for c in configs]
