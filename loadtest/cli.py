@@ -22,6 +22,7 @@ import orjson
 from loadtest import __version__
 from loadtest.aio import task_group
 from loadtest.baseline import check_against_baseline, write_junit
+from loadtest.clients.config import CLIENT_KINDS, DEFAULT_WORKERS, ClientConfig, ClientKind, resolve_client
 from loadtest.compare.cli import write_reports
 from loadtest.compare.model import load_side
 from loadtest.compare.terminal import render_comparison
@@ -29,7 +30,7 @@ from loadtest.compare.verdicts import compare_sides
 from loadtest.driver import RunControl
 from loadtest.errors import LoadtestError, UsageError
 from loadtest.execute import execute, watch_signals
-from loadtest.matrix import DEFAULT_REPEAT, check_differences, run_matrix, side_by_side
+from loadtest.matrix import DEFAULT_REPEAT, check_differences, run_matrix, side_by_side, side_title
 from loadtest.progress import TerminalProgress
 from loadtest.report.terminal import Style, render_summary
 from loadtest.results import run_dir
@@ -82,6 +83,9 @@ def main() -> None:
 @click.option("--no-progress", is_flag=True, help="No live display; plain progress lines only.")
 @click.option("--baseline", type=click.Path(path_type=Path, file_okay=False), help="Compare with the run(s) in DIR; exit 1 on a regression.")
 @click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), metavar="F", help="Write JUnit XML: thresholds (and baseline verdicts).")
+@click.option("--client", "client_kind", type=click.Choice(CLIENT_KINDS), help="Who makes the calls: the built-in wire-level client (default) or an mcp SDK's own client.")
+@click.option("--client-sdk", metavar="SPEC", help="The mcp release whose SDK client makes the calls (implies --client sdk). Default: the mcp installed with mcp-loadtest.")
+@click.option("--client-workers", type=click.IntRange(min=1), default=DEFAULT_WORKERS, show_default=True, help="SDK client: worker processes per transport.")
 @_friendly
 def run(
     scenario: Path | None,
@@ -97,26 +101,39 @@ def run(
     no_progress: bool,
     baseline: Path | None,
     junit: Path | None,
+    client_kind: ClientKind | None,
+    client_sdk: str | None,
+    client_workers: int,
 ) -> None:
     """Run SCENARIO (default: the bundled smoke scenario against the bundled reference server)."""
     overrides = _overrides(transports, target_cmd, url, sessions, duration, requests, rate)
     loaded = load_scenario(scenario, overrides)
     if baseline is not None and not baseline.is_dir():
         raise UsageError(f"--baseline {baseline}: no such directory; create it by copying a run into it")
-    code = anyio.run(_run, loaded, out, as_json, no_progress, baseline, junit)
+    kind: ClientKind = client_kind or ("sdk" if client_sdk else "builtin")
+    client = resolve_client(kind, client_sdk, workers=client_workers, log=lambda line: click.echo(f"  {line}", err=True))
+    code = anyio.run(_run, loaded, out, as_json, no_progress, baseline, junit, client)
     sys.exit(code)
 
 
 async def _run(
-    scenario: Scenario, out: Path, as_json: bool, no_progress: bool, baseline: Path | None, junit: Path | None
+    scenario: Scenario,
+    out: Path,
+    as_json: bool,
+    no_progress: bool,
+    baseline: Path | None,
+    junit: Path | None,
+    client: ClientConfig,
 ) -> int:
     directory = run_dir(out, scenario.name, datetime.now(timezone.utc))
     progress = TerminalProgress(sys.stderr, live=False if no_progress else None)
     control = RunControl()
     progress.note(f"mcp-loadtest {__version__}: {scenario.name} -> {directory}")
+    if client.is_sdk:
+        progress.note(f"calls made by {client.describe()} ({client.python})")
     async with task_group() as tg:
         tg.start_soon(watch_signals, control)
-        outcome = await execute(scenario, directory, progress=progress, control=control)
+        outcome = await execute(scenario, directory, progress=progress, control=control, client=client)
         tg.cancel_scope.cancel()
     document = outcome.document
     if as_json:
@@ -185,6 +202,9 @@ def _style() -> Style:
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True, help="Directory under which the matrix directory is created.")
 @click.option("--no-check", is_flag=True, help="Skip the conformance checks of each SDK's server.")
 @click.option("--no-progress", is_flag=True, help="No live display; plain progress lines only.")
+@click.option("--client", "client_kind", type=click.Choice(CLIENT_KINDS), help="Who makes the calls: the built-in client (default), or with 'sdk' each SDK's own client.")
+@click.option("--client-sdk", "client_specs", multiple=True, metavar="SPEC", help="SDK client release(s) to make the calls, crossed with every --sdk server (implies --client sdk). Repeat.")
+@click.option("--client-workers", type=click.IntRange(min=1), default=DEFAULT_WORKERS, show_default=True, help="SDK client: worker processes per transport.")
 @_friendly
 def matrix(
     scenario: Path | None,
@@ -201,10 +221,17 @@ def matrix(
     out: Path,
     no_check: bool,
     no_progress: bool,
+    client_kind: ClientKind | None,
+    client_specs: tuple[str, ...],
+    client_workers: int,
 ) -> None:
     """Benchmark SCENARIO on each SDK version, each in its own cached environment."""
     loaded = load_scenario(scenario, _overrides(transports, server_cmd, None, sessions, duration, requests, rate))
-    sys.exit(anyio.run(_matrix, loaded, specs, repeat, python, install, out, not no_check, no_progress))
+    if client_kind == "builtin" and client_specs:
+        raise UsageError("--client-sdk needs --client sdk (or no --client at all)")
+    kind: ClientKind = client_kind or ("sdk" if client_specs else "builtin")
+    clients = (kind, client_specs, client_workers)
+    sys.exit(anyio.run(_matrix, loaded, specs, repeat, python, install, out, not no_check, no_progress, clients))
 
 
 async def _matrix(
@@ -216,11 +243,19 @@ async def _matrix(
     out: Path,
     check: bool,
     no_progress: bool,
+    clients: tuple[ClientKind, tuple[str, ...], int],
 ) -> int:
     directory = run_dir(out, f"matrix-{scenario.name}", datetime.now(timezone.utc))
     progress = TerminalProgress(sys.stderr, live=False if no_progress else None)
     control = RunControl()
-    progress.note(f"mcp-loadtest {__version__}: matrix of {len(specs)} SDK specs x {repeat} runs -> {directory}")
+    client_kind, client_specs, client_workers = clients
+    count = len(specs) * max(1, len(client_specs))
+    what = f"{len(specs)} SDK specs" if not client_specs else f"{len(specs)} server x {len(client_specs)} client SDK specs"
+    progress.note(f"mcp-loadtest {__version__}: matrix of {what} x {repeat} runs -> {directory}")
+    if client_kind == "sdk":
+        progress.note(
+            "calls made by each SDK's own client" if not client_specs else "calls made by the SDK clients " + ", ".join(client_specs)
+        )
     async with task_group() as tg:
         tg.start_soon(watch_signals, control)
         sides = await run_matrix(
@@ -234,6 +269,9 @@ async def _matrix(
             say=progress.note,
             progress=progress,
             control=control,
+            client=client_kind,
+            client_specs=client_specs,
+            client_workers=client_workers,
         )
         tg.cancel_scope.cancel()
     usable = [side for side in sides if side.usable]
@@ -247,9 +285,9 @@ async def _matrix(
     regressed = False
     if len(usable) >= 2 and not control.was_interrupted:
         # The first SDK is the reference ("before"); every other one is compared with it.
-        before = load_side([directory / usable[0].label], label=f"{usable[0].label} ({usable[0].spec})")
+        before = load_side([directory / usable[0].label], label=f"{usable[0].label} ({side_title(usable[0])})")
         for side in usable[1:]:
-            after = load_side([directory / side.label], label=f"{side.label} ({side.spec})")
+            after = load_side([directory / side.label], label=f"{side.label} ({side_title(side)})")
             comparison = compare_sides(before, after)
             click.echo("")
             click.echo(render_comparison(comparison, _style()))
@@ -261,12 +299,12 @@ async def _matrix(
             regressed = regressed or comparison.regressed
     for side in sides:
         if not side.usable:
-            click.echo(f"{side.spec}: no results ({side.error or 'every run failed'})", err=True)
+            click.echo(f"{side_title(side)}: no results ({side.error or 'every run failed'})", err=True)
     click.echo(f"matrix: {directory}")
     if control.was_interrupted:
         click.echo("mcp-loadtest: interrupted; partial results written", err=True)
         return EXIT_INTERRUPTED
-    if len(specs) > 1 and len(usable) < 2:
+    if count > 1 and len(usable) < 2:
         click.echo("mcp-loadtest: error: fewer than two SDK specs produced results; nothing to compare", err=True)
         return EXIT_RUN_FAILED
     return EXIT_THRESHOLD if regressed else EXIT_OK

@@ -32,6 +32,8 @@ from anyio.abc import TaskGroup, TaskStatus
 from hdrh.histogram import HdrHistogram
 
 from loadtest.aio import task_group
+from loadtest.clients.config import BUILTIN, ClientConfig
+from loadtest.clients.sdk_pool import SdkPool, SdkSession, open_sdk_pool
 from loadtest.errors import TargetError
 from loadtest.integrity import Checker
 from loadtest.metrics import OpStats, Recorder
@@ -51,6 +53,9 @@ _SEED_MASK = 0xFFFFFFFF
 #: Above this share of one core, or this event-loop lag, the generator may be the bottleneck.
 GENERATOR_BUSY_LIMIT = 0.8
 GENERATOR_LAG_LIMIT_US = 5_000
+
+#: A session of either client: the built-in one, or an `mcp` SDK's in a worker process.
+AnySession = Session | SdkSession
 
 
 class Progress:
@@ -91,9 +96,12 @@ async def run_scenario(
     log_dir: Path | None = None,
     progress: Progress | None = None,
     control: RunControl | None = None,
+    client: ClientConfig = BUILTIN,
 ) -> dict[str, TransportReport]:
     """Run every transport of ``scenario``; stop early (keeping results) when interrupted.
 
+    ``client`` makes the calls: the built-in wire-level client, or an ``mcp`` SDK's own client
+    in worker processes (``loadtest.clients``); either way every answer is checked here.
     Raises :class:`TargetError` when a target cannot be started or reached; the reports of the
     transports that ran before are kept in ``recorder``.
     """
@@ -104,7 +112,7 @@ async def run_scenario(
         if control.interrupted.is_set():
             break
         report = reports[transport] = TransportReport()
-        runner = _TransportRun(transport, scenario, recorder, report, progress, control, python, log_dir)
+        runner = _TransportRun(transport, scenario, recorder, report, progress, control, python, log_dir, client)
         await runner.run()
     return reports
 
@@ -120,8 +128,14 @@ class _TransportRun:
         control: RunControl,
         python: str,
         log_dir: Path | None,
+        client: ClientConfig = BUILTIN,
     ) -> None:
         self.transport = transport
+        self.client = client
+        self.pool: SdkPool | None = None
+        #: (wall clock, our CPU, the SDK workers' cost) when measurement began, for the
+        #: client's figures.
+        self._cost_start: tuple[float, float, Any] | None = None
         self.scenario = scenario
         self.workload = scenario.workload
         self.recorder = recorder
@@ -191,6 +205,7 @@ class _TransportRun:
         command = self._command(port)
         url = None if target.reference else scenario.url_for(transport)
         stderr_log = self.log_dir / f"server-{transport}.log" if self.log_dir is not None else None
+        client_log = self.log_dir / f"client-{transport}.log" if self.log_dir is not None else None
         cpu_start = _cpu_s()
         wall_start = time.perf_counter()
         async with (
@@ -204,11 +219,13 @@ class _TransportRun:
                 stderr_log=stderr_log,
                 port=port,
             ) as endpoint,
-            _http_client(transport) as http,
+            _http_client(transport if not self.client.is_sdk else "stdio") as http,
+            _client_pool(self.client, client_log) as pool,
             task_group() as tg,
         ):
             self.endpoint = endpoint
             self.http = http
+            self.pool = pool
             self.tg = tg
             if endpoint.process is not None:
                 self._start_monitor(endpoint.process.pid)
@@ -216,6 +233,7 @@ class _TransportRun:
                 await self._run_open()
             else:
                 await self._run_closed()
+            await self._record_client_cost()
             tg.cancel_scope.cancel()
         self.recorder.finish_transport(transport, time.perf_counter_ns())
         cpu_s = _cpu_s() - cpu_start
@@ -261,6 +279,7 @@ class _TransportRun:
         self.tg.start_soon(self._ticker)
         self.tg.start_soon(self._lag_probe)
         self.tg.start_soon(self._watch_interrupt)
+        self.tg.start_soon(self._mark_cost)
 
     def _start_monitor(self, pid: int) -> None:
         if not self._monitored:
@@ -268,8 +287,12 @@ class _TransportRun:
             self.tg.start_soon(self.monitor.run, pid)
 
     @asynccontextmanager
-    async def _session(self) -> AsyncIterator[Session]:
+    async def _session(self) -> AsyncIterator[AnySession]:
         """Connect, initialise, record the set-up latency; yield the ready session."""
+        if self.pool is not None:
+            async with self._sdk_session(self.pool) as sdk_session:
+                yield sdk_session
+            return
         endpoint = self.endpoint
         assert endpoint is not None
         started = time.perf_counter_ns()
@@ -300,6 +323,67 @@ class _TransportRun:
             self.recorder.record_session(self.transport, None, failed=True)
             raise
 
+    @asynccontextmanager
+    async def _sdk_session(self, pool: SdkPool) -> AsyncIterator[SdkSession]:
+        """The SDK client's session in a worker; set-up latency as the SDK's ``initialize`` took."""
+        assert self.endpoint is not None
+        try:
+            async with pool.session(
+                self.endpoint, connect_timeout=self.workload.connect_timeout, request_timeout=self.workload.request_timeout
+            ) as (session, hello):
+                self.recorder.record_session(self.transport, hello.latency_ns, failed=False)
+                if self.report.protocol_version is None:
+                    self.report.protocol_version = hello.protocol_version
+                    self.report.server_info = hello.server_info
+                    self.recorder.set_protocol_version(self.transport, hello.protocol_version)
+                if self.transport == "stdio" and not self._monitored:
+                    # Every stdio session is a server process the SDK started; sample the first.
+                    pids = pool.server_pids()
+                    if pids:
+                        self._start_monitor(pids[0])
+                yield session
+        except TargetError:
+            self.recorder.record_session(self.transport, None, failed=True)
+            raise
+
+    async def _mark_cost(self) -> None:
+        """At the end of warm-up: the clients' CPU so far, so that their cost per call counts
+        measured calls only."""
+        await anyio.sleep(max(0.0, (self.measure_start_ns - time.perf_counter_ns()) / 1e9))
+        cost = await self.pool.cost() if self.pool is not None else None
+        self._cost_start = (time.perf_counter(), _cpu_s(), cost)
+
+    async def _record_client_cost(self) -> None:
+        """``transports.<t>.client``: which client made the calls, and its CPU per measured call."""
+        calls = sum(stats.count for stats in self.stats)
+        section: dict[str, Any] = self.client.meta()
+        section.pop("freeze", None)
+        if self._cost_start is not None:
+            wall_start, cpu_start, cost_start = self._cost_start
+            wall_s = time.perf_counter() - wall_start
+            cpu_s = _cpu_s() - cpu_start
+            if self.pool is None:
+                section["cpu_s"] = round(cpu_s, 3)
+                section["cpu_per_call_us"] = round(cpu_s / calls * 1e6, 1) if calls else None
+            else:
+                section["tester_cpu_s"] = round(cpu_s, 3)
+                section["tester_cpu_per_call_us"] = round(cpu_s / calls * 1e6, 1) if calls else None
+                cost_end = await self.pool.cost()
+                if cost_start is not None and cost_end is not None:
+                    harness = cost_end.harness_cpu_s - cost_start.harness_cpu_s
+                    sdk = cost_end.cpu_s - cost_start.cpu_s - harness
+                    section["cpu_s"] = round(sdk, 3)
+                    section["cpu_per_call_us"] = round(sdk / calls * 1e6, 1) if calls else None
+                    section["harness_cpu_s"] = round(harness, 3)
+                    section["rss_peak_bytes"] = cost_end.rss_peak_bytes
+                    # Each worker is one event loop, one core at most: near it, the SDK client
+                    # is what limits the rate (as it would for an agent at this load).
+                    busy = (sdk + harness) / wall_s / len(self.pool.workers) if wall_s > 0 else 0.0
+                    section["cpu_busy"] = round(busy, 3)
+                    section["saturated"] = busy > GENERATOR_BUSY_LIMIT
+        section["calls"] = calls
+        self.recorder.set_client(self.transport, section)
+
     def _on_anomaly(self, anomaly: Anomaly) -> None:
         if time.perf_counter_ns() < self.measure_start_ns:
             return
@@ -322,7 +406,7 @@ class _TransportRun:
                 self.measured_calls += 1
         return True
 
-    async def _call(self, session: Session, index: int, intended_ns: int) -> None:
+    async def _call(self, session: AnySession, index: int, intended_ns: int) -> None:
         op = self.ops[index]
         k = next(self.counter)
         # Fixed width, so that no nonce is a prefix of another: a cut-short answer then never
@@ -405,11 +489,16 @@ class _TransportRun:
                         return
                     await self._call(session, self.picker.pick(), now)
                     calls += 1
+                    if _ended(session):
+                        # The SDK client's session failed (its transport gave up): open a
+                        # new one, as an agent would, instead of failing every call at once.
+                        await _sleep_unless(self.stopping, REOPEN_BACKOFF_S)
+                        break
                     if think:
                         await _sleep_unless(self.stopping, think)
 
     @asynccontextmanager
-    async def _reopen(self, first: bool) -> AsyncIterator[Session | None]:
+    async def _reopen(self, first: bool) -> AsyncIterator[AnySession | None]:
         """A worker's next session; ``None`` if it could not be opened (counted, retried).
 
         The very first session of a transport is the readiness check: its failure ends the run.
@@ -492,7 +581,7 @@ class _TransportRun:
             # 12 s later), so that the measured time is the planned one.
             await _sleep_unless(self.stopping, (end_ns - time.perf_counter_ns()) / 1e9)
 
-    async def _slot_call(self, slot: _Slot, session: Session, index: int, intended_ns: int) -> None:
+    async def _slot_call(self, slot: _Slot, session: AnySession, index: int, intended_ns: int) -> None:
         # in_flight counts calls assigned to the slot (queued or sent); the limiter lets
         # max_in_flight of them onto the wire at once.
         slot.calls += 1
@@ -503,6 +592,9 @@ class _TransportRun:
             async with slot.limiter:
                 self.queued -= 1
                 await self._call(session, index, intended_ns)
+            if _ended(session) and slot.session is session:
+                slot.session = None  # reopened by the slot's worker
+                slot.retire.set()
         finally:
             slot.in_flight -= 1
             if slot.in_flight == 0:
@@ -591,7 +683,7 @@ class _TransportRun:
 class _Slot:
     """One session of the open model, replaced after ``churn`` calls."""
 
-    session: Session | None = None
+    session: AnySession | None = None
     calls: int = 0
     in_flight: int = 0
     retire: anyio.Event = field(default_factory=anyio.Event)
@@ -607,6 +699,20 @@ async def _sleep_unless(event: anyio.Event, seconds: float) -> None:
 async def _set_when(source: anyio.Event, target: anyio.Event) -> None:
     await source.wait()
     target.set()
+
+
+def _ended(session: AnySession) -> bool:
+    """An SDK session whose transport failed (built-in sessions run on, as they always did)."""
+    return isinstance(session, SdkSession) and session.dead is not None
+
+
+@asynccontextmanager
+async def _client_pool(client: ClientConfig, stderr_log: Path | None) -> AsyncIterator[SdkPool | None]:
+    if not client.is_sdk:
+        yield None
+        return
+    async with open_sdk_pool(client, stderr_log=stderr_log) as pool:
+        yield pool
 
 
 @asynccontextmanager

@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 
 from loadtest import __version__
+from loadtest.clients.config import BUILTIN, ClientConfig
 from loadtest.driver import Progress, RunControl, TransportReport, run_scenario
 from loadtest.errors import LoadtestError
 from loadtest.metrics import Recorder
@@ -51,12 +52,14 @@ async def execute(
     control: RunControl | None = None,
     sdk: Mapping[str, Any] | None = None,
     checks: list[dict[str, Any]] | None = None,
+    client: ClientConfig = BUILTIN,
 ) -> RunOutcome:
     """Run ``scenario`` into ``directory``; the results are written whatever happens.
 
     ``python`` runs the bundled reference server (and fills ``{python}`` in a target
     command); ``sdk`` describes the environment it belongs to, for the results' metadata;
-    ``checks`` are conformance results of the same target, kept in the ``checks`` section.
+    ``checks`` are conformance results of the same target, kept in the ``checks`` section;
+    ``client`` makes the calls (``meta.client`` says which).
     """
     started = datetime.now(timezone.utc)
     control = control or RunControl()
@@ -65,12 +68,12 @@ async def execute(
     reports: dict[str, TransportReport] = {}
     try:
         reports = await run_scenario(
-            scenario, recorder, python=python, log_dir=directory, progress=progress, control=control
+            scenario, recorder, python=python, log_dir=directory, progress=progress, control=control, client=client
         )
     except LoadtestError as exc:
         failure = exc
     recorder.finish()
-    document = _document(scenario, recorder, reports, started, python, sdk, checks)
+    document = _document(scenario, recorder, reports, started, python, sdk, checks, client)
     if failure is not None:
         document["error"] = str(failure)
     path = write_run(directory, document)
@@ -94,6 +97,7 @@ def _document(
     python: str,
     sdk: Mapping[str, Any] | None,
     checks: list[dict[str, Any]] | None,
+    client: ClientConfig,
 ) -> dict[str, Any]:
     transports = recorder.summary()
     for name, report in reports.items():
@@ -107,6 +111,9 @@ def _document(
         "ended": datetime.now(timezone.utc).isoformat(),
         **environment(),
         "target": _target_meta(scenario, reports, python, sdk),
+        # Which side of the wire made the calls: the built-in client (the server is under
+        # test) or an `mcp` SDK's own client (that client is under test too).
+        "client": client.meta(),
         "scenario_hash": scenario.scenario_hash,
     }
     thresholds = [result.to_dict() for result in evaluate(scenario.thresholds, transports)]

@@ -1,9 +1,12 @@
 """The pre-upgrade benchmark: one isolated environment per SDK spec, interleaved repeated runs.
 
-Only the server under test runs inside those environments; the tester itself stays in its
-own, so that what changes between runs is the SDK and nothing else. Runs are interleaved
-(A B B A A B ...) so that a slow drift of the machine (thermal, a neighbour's load) falls on
-both sides alike, and every run gets a fresh server process.
+By default only the server under test runs inside those environments; the tester itself stays
+in its own, so that what changes between runs is the SDK and nothing else. With the SDK client
+(``--client sdk``) the calls are made by an ``mcp`` client too: each side's own
+(``client_specs`` empty), or the given client releases crossed with the server releases
+(``--client-sdk``), one side per pair. Runs are interleaved (A B B A A B ...) so that a slow
+drift of the machine (thermal, a neighbour's load) falls on all sides alike, and every run gets
+a fresh server process.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from loadtest.clients.config import BUILTIN, DEFAULT_WORKERS, ClientConfig, ClientKind, sdk_client_from_env
 from loadtest.conformance import CheckDiff, diff_checks, run_checks
 from loadtest.driver import Progress, RunControl
 from loadtest.envs import SdkEnv, ensure_env
@@ -35,11 +39,15 @@ _STARTUP_ESTIMATE_S = 4.0
 
 @dataclass
 class Side:
-    """One SDK spec: its environment (once built) and its runs."""
+    """One SDK spec (and, crossed with client releases, one client spec): environments and runs."""
 
     spec: str
     label: str = ""
     env: SdkEnv | None = None
+    #: The SDK client release of this side (``--client-sdk``); None: the built-in client, or
+    #: with ``--client sdk`` the side's own environment's client.
+    client_spec: str | None = None
+    client: ClientConfig = BUILTIN
     error: str | None = None
     runs: list[Path] = field(default_factory=list)
     failed_runs: list[str] = field(default_factory=list)
@@ -60,9 +68,13 @@ def interleaved(count: int, repeat: int) -> list[tuple[int, int]]:
     return order
 
 
-def label_for(env: SdkEnv, taken: set[str]) -> str:
-    """A directory-safe name for a side: ``mcp-1.23.1``, made unique if two specs resolve alike."""
-    base = re.sub(r"[^A-Za-z0-9._-]+", "_", f"mcp-{env.mcp_version}")
+def label_for(env: SdkEnv, taken: set[str], client: SdkEnv | None = None) -> str:
+    """A directory-safe name for a side: ``mcp-1.23.1``, made unique if two specs resolve alike.
+
+    A side with a client release of its own is ``mcp-1.23.1_client-mcp-2.3.0``.
+    """
+    name = f"mcp-{env.mcp_version}" + (f"_client-mcp-{client.mcp_version}" if client is not None else "")
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
     label, n = base, 1
     while label in taken:
         n += 1
@@ -84,29 +96,50 @@ async def run_matrix(
     say: Callable[[str], None] = print,
     progress: Progress | None = None,
     control: RunControl | None = None,
+    client: ClientKind = "builtin",
+    client_specs: Sequence[str] = (),
+    client_workers: int = DEFAULT_WORKERS,
 ) -> list[Side]:
     """Build every environment, then run the scenario ``repeat`` times per side, interleaved.
 
-    A side whose environment cannot be built, or whose server never starts, is reported and
-    left out; the others still run. The plan and what happened go to ``matrix.json``.
+    ``client="sdk"`` has an ``mcp`` SDK client make the calls: each side's own, or, given
+    ``client_specs``, each of those releases against each server release (one side per pair,
+    servers outer). A side whose environment cannot be built, or whose server never starts, is
+    reported and left out; the others still run. The plan and what happened go to ``matrix.json``.
     """
     control = control or RunControl()
-    sides = [Side(spec) for spec in specs]
+    if client_specs:
+        client = "sdk"
+        sides = [Side(spec, client_spec=client_spec) for spec in specs for client_spec in client_specs]
+    else:
+        sides = [Side(spec) for spec in specs]
     taken: set[str] = set()
+    server_envs: dict[str, SdkEnv | str] = {}
+    client_envs: dict[str, SdkEnv | str] = {}
+    checked: dict[str, list[dict[str, Any]] | None] = {}
     for side in sides:
-        say(f"environment for {side.spec!r}: preparing")
-        try:
-            side.env = ensure_env(
-                side.spec, python=python, extra=install, cache_dir=cache_dir, log=lambda line: say(f"  {line}")
-            )
-        except LoadtestError as exc:
-            side.error = str(exc)
-            say(f"environment for {side.spec!r} failed: {exc}")
+        server_env = _environment(side.spec, server_envs, say, python=python, extra=install, cache_dir=cache_dir)
+        if isinstance(server_env, str):
+            side.error = server_env
             continue
-        side.label = label_for(side.env, taken)
-        say(f"environment for {side.spec!r}: mcp {side.env.mcp_version} ({side.env.python})")
+        side.env = server_env
+        client_env: SdkEnv | None = None
+        if side.client_spec is not None:
+            built = _environment(side.client_spec, client_envs, say, python=python, extra=(), cache_dir=cache_dir, what="client")
+            if isinstance(built, str):
+                side.error = built
+                side.env = None
+                continue
+            client_env = built
+        if client == "sdk":
+            side.client = sdk_client_from_env(client_env or server_env, client_workers)
+        side.label = label_for(server_env, taken, client_env)
         if check:
-            await _check(side, scenario, directory, say)
+            # The conformance checks are of the server: once per server release.
+            if side.spec not in checked:
+                await _check(side, scenario, directory, say)
+                checked[side.spec] = side.checks
+            side.checks = checked[side.spec]
     ready = [i for i, side in enumerate(sides) if side.env is not None]
     plan = [(ready[i], r) for i, r in interleaved(len(ready), repeat)]
     per_run = (scenario.workload.total_duration or 10.0) + scenario.workload.warmup + _STARTUP_ESTIMATE_S
@@ -122,7 +155,7 @@ async def run_matrix(
             continue  # this server does not start here; do not spend every repeat finding out
         left = len(plan) - step + 1
         eta = (statistics.mean(spent) if spent else estimate) * left
-        say(f"[{step}/{len(plan)}] {side.label} ({side.spec}) repeat {r + 1}/{repeat}, about {format_duration(eta)} left")
+        say(f"[{step}/{len(plan)}] {side.label} ({side_title(side)}) repeat {r + 1}/{repeat}, about {format_duration(eta)} left")
         run_path = directory / side.label / f"run-{r + 1:02d}"
         run_path.mkdir(parents=True, exist_ok=True)
         began = time.monotonic()
@@ -134,11 +167,47 @@ async def run_matrix(
             control=control,
             sdk={"name": "mcp", "version": env.mcp_version, "spec": side.spec, "freeze": env.freeze},
             checks=side.checks,
+            client=side.client,
         )
         spent.append(time.monotonic() - began)
         _account(side, outcome, say)
     _write_plan(directory, scenario, sides, repeat, plan)
     return sides
+
+
+def side_title(side: Side) -> str:
+    """What a side is, for people: ``1.23.1`` or ``server 1.23.1, client mcp 2.3.0 (2.3.0)``."""
+    if not side.client.is_sdk:
+        return side.spec
+    if side.client_spec is None:
+        return f"{side.spec}, its own SDK client"
+    return f"server {side.spec}, SDK client mcp {side.client.mcp_version} ({side.client_spec})"
+
+
+def _environment(
+    spec: str,
+    built: dict[str, SdkEnv | str],
+    say: Callable[[str], None],
+    *,
+    python: str | None,
+    extra: Sequence[str],
+    cache_dir: Path | None,
+    what: str = "environment",
+) -> SdkEnv | str:
+    """The environment for ``spec`` (once per spec), or why it could not be built."""
+    if spec in built:
+        return built[spec]
+    name = f"{what} environment" if what != "environment" else what
+    say(f"{name} for {spec!r}: preparing")
+    try:
+        env = ensure_env(spec, python=python, extra=extra, cache_dir=cache_dir, log=lambda line: say(f"  {line}"))
+    except LoadtestError as exc:
+        say(f"{name} for {spec!r} failed: {exc}")
+        built[spec] = str(exc)
+        return str(exc)
+    say(f"{name} for {spec!r}: mcp {env.mcp_version} ({env.python})")
+    built[spec] = env
+    return env
 
 
 async def _check(side: Side, scenario: Scenario, directory: Path, say: Callable[[str], None]) -> None:
@@ -172,7 +241,7 @@ def check_differences(sides: Sequence[Side]) -> list[tuple[str, str, CheckDiff]]
 def _account(side: Side, outcome: RunOutcome, say: Callable[[str], None]) -> None:
     if outcome.failure is not None:
         side.failed_runs.append(str(outcome.path))
-        say(f"  {side.label} ({side.spec}): run failed: {outcome.failure}")
+        say(f"  {side.label} ({side_title(side)}): run failed: {outcome.failure}")
     elif not outcome.interrupted:
         side.runs.append(outcome.path.parent)
 
@@ -193,6 +262,8 @@ def _write_plan(
                 "mcp_version": side.env.mcp_version if side.env else None,
                 "python": str(side.env.python) if side.env else None,
                 "error": side.error,
+                "client_spec": side.client_spec,
+                "client": {k: v for k, v in side.client.meta().items() if k != "freeze"},
                 "runs": [str(path.relative_to(directory)) for path in side.runs],
                 "failed_runs": side.failed_runs,
                 "checks": side.checks,

@@ -150,6 +150,7 @@ class OpStats:
         "bytes_in",
         "bytes_out",
         "count",
+        "error_examples",
         "errors",
         "examples",
         "interval",
@@ -184,6 +185,9 @@ class OpStats:
         self.bytes_out = 0
         self.out_of_range = 0
         self.examples: dict[str, list[dict[str, Any]]] = {}
+        #: The first few loud errors of each kind: their message is often the whole story (an
+        #: SDK client's exception, say).
+        self.error_examples: dict[str, list[dict[str, Any]]] = {}
 
     def record(
         self,
@@ -224,6 +228,10 @@ class OpStats:
     def _failed(self, error: str | None, silent: str | None, example: Mapping[str, Any] | None) -> None:
         if error is not None:
             self.errors[error] = self.errors.get(error, 0) + 1
+            if example is not None:
+                kept = self.error_examples.setdefault(error, [])
+                if len(kept) < MAX_EXAMPLES:
+                    kept.append(_jsonable(example))
         if silent is not None:
             self.silent[silent] = self.silent.get(silent, 0) + 1
             if example is not None:
@@ -243,6 +251,7 @@ class OpStats:
         self.errors.clear()
         self.silent.clear()
         self.examples.clear()
+        self.error_examples.clear()
 
     def summary(self, measured_s: float) -> dict[str, Any]:
         """This op's entry of ``transports.<t>.ops`` in run.json, pending interval included."""
@@ -261,6 +270,7 @@ class OpStats:
             "rate": round(self.count / measured_s, 3) if measured_s > 0 else 0.0,
             "out_of_range": self.out_of_range,
             "silent_examples": {kind: list(kept) for kind, kept in self.examples.items()},
+            "error_examples": {kind: list(kept) for kind, kept in self.error_examples.items()},
             "hlog_tag": self.tag,
         }
 
@@ -294,6 +304,7 @@ class LiveStats:
 class _Transport:
     __slots__ = (
         "calls_at_tick",
+        "client",
         "done",
         "generator",
         "live_p99",
@@ -326,6 +337,7 @@ class _Transport:
         self.protocol_version: str | None = None
         self.generator: dict[str, Any] = {}
         self.server: dict[str, Any] = {}
+        self.client: dict[str, Any] = {}
         self.scratch = new_histogram()
         self.log: IO[str] | None = None
         #: Whether the next opening of the log starts it afresh (header) or appends.
@@ -457,6 +469,10 @@ class Recorder:
     ) -> None:
         """The generator's own cost while this transport was measured."""
         self._transport(transport).generator = {"cpu_s": cpu_s, "lag_p99_us": lag_p99_us, **extra}
+
+    def set_client(self, transport: str, stats: Mapping[str, Any]) -> None:
+        """Which client made this transport's calls, and its CPU per measured call."""
+        self._transport(transport).client = dict(stats)
 
     def set_server(self, transport: str, stats: Mapping[str, Any]) -> None:
         """The target's resource usage (a :class:`~loadtest.targets.monitor.ProcessMonitor` summary)."""
@@ -636,6 +652,7 @@ class Recorder:
                 "ops": {op: stats.summary(measured) for op, stats in t.ops.items()},
                 "server": dict(t.server),
                 "generator": dict(t.generator),
+                "client": dict(t.client),
                 "measured_s": round(measured, 3),
             }
         return out

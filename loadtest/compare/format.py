@@ -49,6 +49,13 @@ def fmt_verdict(row: Row) -> str:
     return text
 
 
-def side_summary(label: str, runs: int, sdks: list[str]) -> str:
-    sdk = f", {', '.join(sdks)}" if sdks else ""
-    return f"{label} ({runs} run{'s' if runs != 1 else ''}{sdk})"
+def side_summary(label: str, runs: int, sdks: list[str], clients: list[str] | None = None) -> str:
+    """``a (4 runs, mcp 2.3.0)``; with client figures (runs since SDK-client mode):
+    ``a (4 runs, server mcp 2.3.0; client: mcp 1.8.0 SDK, CPU/call http 1.2ms)``."""
+    if clients:
+        sdk = f", server {', '.join(sdks)}" if sdks else ""
+        client = "; client: " + "; ".join(clients)
+    else:
+        sdk = f", {', '.join(sdks)}" if sdks else ""
+        client = ""
+    return f"{label} ({runs} run{'s' if runs != 1 else ''}{sdk}{client})"

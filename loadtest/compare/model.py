@@ -7,6 +7,7 @@ or any directory of repeated runs). A ``matrix`` directory given alone stands fo
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from loadtest.compare.intervals import read_intervals
 from loadtest.compare.stats import Bucketed
 from loadtest.errors import LoadtestError, UsageError
 from loadtest.results import RUN_FILE, load_run
+from loadtest.units import format_latency_us
 
 __all__ = ["Run", "Side", "comparability_problems", "load_side", "matrix_sides"]
 
@@ -55,6 +57,14 @@ class Run:
         version = sdk.get("version")
         return f"{sdk.get('name', 'mcp')} {version}" if version else None
 
+    @property
+    def client(self) -> str | None:
+        """``built-in`` or ``mcp 2.3.0 SDK``: who made the calls (None: not recorded)."""
+        meta = self.meta("client")
+        if not isinstance(meta, Mapping):
+            return None
+        return f"mcp {meta.get('mcp')} SDK" if meta.get("kind") == "sdk" else "built-in"
+
 
 @dataclass
 class Side:
@@ -68,6 +78,28 @@ class Side:
     @property
     def sdks(self) -> list[str]:
         return sorted({run.sdk for run in self.runs if run.sdk})
+
+    @property
+    def clients(self) -> list[str]:
+        """Which client made the calls, with its CPU per call per transport (median over runs).
+
+        Empty for runs from before the client was recorded (``meta.client``).
+        """
+        groups: dict[str, dict[str, list[float]]] = {}
+        for run in self.runs:
+            name = run.client
+            if name is None:
+                continue
+            per_transport = groups.setdefault(name, {})
+            for transport, section in run.transports.items():
+                cost = (section.get("client") or {}).get("cpu_per_call_us")
+                if isinstance(cost, (int, float)):
+                    per_transport.setdefault(transport, []).append(float(cost))
+        out = []
+        for name, per_transport in groups.items():
+            costs = ", ".join(f"{t} {format_latency_us(statistics.median(v))}" for t, v in per_transport.items())
+            out.append(f"{name}, CPU/call {costs}" if costs else name)
+        return out
 
     @property
     def checks(self) -> list[Mapping[str, Any]] | None:

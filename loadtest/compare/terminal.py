@@ -27,8 +27,8 @@ def render_comparison(comparison: Comparison, style: Style) -> str:
     c = comparison
     lines = [
         (style.red if c.regressed else style.green)(c.headline()),
-        f"A: {side_summary(c.a.label, len(c.a.runs), c.a.sdks)}",
-        f"B: {side_summary(c.b.label, len(c.b.runs), c.b.sdks)}",
+        f"A: {side_summary(c.a.label, len(c.a.runs), c.a.sdks, c.a.clients)}",
+        f"B: {side_summary(c.b.label, len(c.b.runs), c.b.sdks, c.b.clients)}",
         f"minimum effect {c.min_effect:.0%}, significance {c.alpha:g}",
     ]
     for item in c.new_silent:

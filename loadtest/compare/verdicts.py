@@ -197,6 +197,7 @@ class Comparison:
             "runs": [run.name for run in side.runs],
             "skipped": list(side.skipped),
             "sdk": side.sdks,
+            **({"client": side.clients} if side.clients else {}),
             "scenario": (first.document.get("scenario") or {}).get("name"),
             "scenario_hash": first.meta("scenario_hash"),
             "machine_fingerprint": first.meta("machine_fingerprint"),
@@ -440,6 +441,12 @@ def _count_rows(a: Side, b: Side, transport: str, op: str, min_effect: float, al
 
 def _warnings(a: Side, b: Side) -> list[str]:
     out: list[str] = []
+    clients = [sorted({run.client or "?" for run in side.runs}) for side in (a, b)]
+    if clients[0] != clients[1] and "?" not in clients[0] + clients[1]:
+        out.append(
+            f"the calls were made by different clients (A: {', '.join(clients[0])}; B: {', '.join(clients[1])}): "
+            "the differences include the clients' own"
+        )
     for label, side in (("A", a), ("B", b)):
         out.extend(f"{label}: skipped {item}" for item in side.skipped)
         saturated: dict[str, int] = {}

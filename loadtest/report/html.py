@@ -239,8 +239,8 @@ def render_html_comparison(comparison: Comparison) -> str:
         "<h1>mcp-loadtest compare</h1>",
         f'<p><span class="headline {"bad" if c.regressed else "good"}">{escape(c.headline())}</span></p>',
         "<ul>",
-        f'<li><b style="color:{_COLOURS[0]}">A</b>: {escape(side_summary(c.a.label, len(c.a.runs), c.a.sdks))}</li>',
-        f'<li><b style="color:{_COLOURS[1]}">B</b>: {escape(side_summary(c.b.label, len(c.b.runs), c.b.sdks))}</li>',
+        f'<li><b style="color:{_COLOURS[0]}">A</b>: {escape(side_summary(c.a.label, len(c.a.runs), c.a.sdks, c.a.clients))}</li>',
+        f'<li><b style="color:{_COLOURS[1]}">B</b>: {escape(side_summary(c.b.label, len(c.b.runs), c.b.sdks, c.b.clients))}</li>',
         f"<li>minimum effect {c.min_effect:.0%}, significance {c.alpha:g}; intervals are 95% intervals of B/A</li>",
         "</ul>",
     ]
@@ -349,4 +349,4 @@ def write_html(text: str, path: Path) -> None:
 
 
 def side_label(side: Side) -> str:
-    return side_summary(side.label, len(side.runs), side.sdks)
+    return side_summary(side.label, len(side.runs), side.sdks, side.clients)

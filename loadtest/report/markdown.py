@@ -54,8 +54,8 @@ def render_markdown(comparison: Comparison, *, max_bytes: int = MAX_BYTES) -> st
         "",
         f"**{c.headline()}**",
         "",
-        f"- **A**: {_cell(side_summary(c.a.label, len(c.a.runs), c.a.sdks))}",
-        f"- **B**: {_cell(side_summary(c.b.label, len(c.b.runs), c.b.sdks))}",
+        f"- **A**: {_cell(side_summary(c.a.label, len(c.a.runs), c.a.sdks, c.a.clients))}",
+        f"- **B**: {_cell(side_summary(c.b.label, len(c.b.runs), c.b.sdks, c.b.clients))}",
         f"- minimum effect {c.min_effect:.0%}, significance {c.alpha:g}, 95% intervals of B/A",
         "",
     ]

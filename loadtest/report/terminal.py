@@ -65,6 +65,9 @@ def render_summary(run: Mapping[str, Any], style: Style) -> str:
     """The table, then sessions, silent failures, thresholds and totals, as text."""
     transports: Mapping[str, Any] = run.get("transports", {})
     lines: list[str] = []
+    under_test = _under_test(run.get("meta") or {})
+    if under_test:
+        lines.append(style.bold(under_test))
     rows = summary_rows(transports)
     widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(_COLUMNS)]
 
@@ -94,6 +97,10 @@ def render_summary(run: Mapping[str, Any], style: Style) -> str:
         generator = section.get("generator") or {}
         if generator.get("cpu_s") is not None:
             parts.append(f"generator CPU {generator['cpu_s']:.1f}s")
+        client = section.get("client") or {}
+        if client.get("cpu_per_call_us") is not None:
+            who = f"SDK client (mcp {client.get('mcp')})" if client.get("kind") == "sdk" else "client"
+            parts.append(f"{who} CPU {format_latency_us(client['cpu_per_call_us'])}/call")
         lines.append(style.dim(" | ".join(parts)))
     for transport, section in transports.items():
         generator = section.get("generator") or {}
@@ -105,6 +112,17 @@ def render_summary(run: Mapping[str, Any], style: Style) -> str:
                     f"{format_latency_us(generator.get('lag_p99_us') or 0)}): latencies include its own delays"
                 )
             )
+    for transport, section in transports.items():
+        client = section.get("client") or {}
+        if client.get("saturated"):
+            lines.append(
+                style.red(
+                    f"note: on {transport} the mcp {client.get('mcp')} SDK client kept its worker process"
+                    f"{'es' if client.get('workers', 1) != 1 else ''} {client.get('cpu_busy', 0):.0%} busy: "
+                    "it, not the server, may be what limits the rate (more with --client-workers)"
+                )
+            )
+    lines.extend(_error_block(transports, style))
     lines.extend(_silent_block(transports, style))
     thresholds = run.get("thresholds") or []
     if thresholds:
@@ -122,6 +140,40 @@ def render_summary(run: Mapping[str, Any], style: Style) -> str:
         + (style.red if totals.get("silent_failures") else style.green)(f"{totals.get('silent_failures', 0)} silent failures")
     )
     return "\n".join(lines)
+
+
+def _under_test(meta: Mapping[str, Any]) -> str | None:
+    """Which side of the wire the run measured, in one line (runs that record ``meta.client``)."""
+    client = meta.get("client")
+    if not isinstance(client, Mapping):
+        return None
+    target = meta.get("target") or {}
+    sdk = (target.get("sdk") or {}).get("version")
+    server = {"reference": "the reference server", "command": "the server command", "url": str(target.get("url"))}.get(
+        str(target.get("kind")), "the target"
+    )
+    server += f" on mcp {sdk}" if sdk else ""
+    if client.get("kind") != "sdk":
+        return f"under test: {server}; calls made by the built-in wire-level client"
+    workers = client.get("workers", 1)
+    return (
+        f"under test: the mcp {client.get('mcp')} SDK client (ClientSession, {workers} worker process"
+        f"{'es' if workers != 1 else ''}) with {server}"
+    )
+
+
+def _error_block(transports: Mapping[str, Any], style: Style) -> list[str]:
+    """The first loud error of each kind, where one was kept: its message often says it all."""
+    lines: list[str] = []
+    for transport, section in transports.items():
+        for op, stats in section.get("ops", {}).items():
+            for kind, examples in (stats.get("error_examples") or {}).items():
+                if examples:
+                    count = stats.get("errors", {}).get(kind, 0)
+                    lines.append(f"errors {transport}/{op}: {kind} {count}, first: {examples[0].get('detail', examples[0])}")
+    if lines:
+        lines.insert(0, "")
+    return lines
 
 
 def _silent_block(transports: Mapping[str, Any], style: Style) -> list[str]:

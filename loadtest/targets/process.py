@@ -56,6 +56,8 @@ class TargetProcess:
     argv: list[str]
     process: anyio.abc.Process
     stderr_log: Path | None = None
+    #: Set when all of stderr has been read (the process closed it, usually by exiting).
+    stderr_done: anyio.Event = field(default_factory=anyio.Event)
     _tail: deque[bytes] = field(default_factory=deque)
     _tail_size: int = 0
 
@@ -90,15 +92,18 @@ class TargetProcess:
 async def _drain_stderr(target: TargetProcess, log: IO[bytes] | None) -> None:
     # A child that fills its stderr pipe blocks on the next write; drain it for the whole run.
     stream = target.process.stderr
-    if stream is None:
-        return
-    with contextlib.suppress(anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
-        while True:
-            chunk = await stream.receive(65536)
-            target._keep(chunk)
-            if log is not None:
-                log.write(chunk)
-                log.flush()
+    try:
+        if stream is None:
+            return
+        with contextlib.suppress(anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            while True:
+                chunk = await stream.receive(65536)
+                target._keep(chunk)
+                if log is not None:
+                    log.write(chunk)
+                    log.flush()
+    finally:
+        target.stderr_done.set()
 
 
 @asynccontextmanager
