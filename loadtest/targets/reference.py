@@ -30,9 +30,14 @@ def reference_command(
     json_response: bool = False,
     stateless: bool = False,
     delay_ms: float = 0.0,
+    leak_kb_per_session: int = 0,
     extra: Sequence[str] = (),
 ) -> list[str]:
-    """The command line that starts the reference server for ``transport``."""
+    """The command line that starts the reference server for ``transport``.
+
+    ``leak_kb_per_session`` applies to the HTTP transports only (a stdio server has one
+    session per process); it is left out for stdio.
+    """
     argv = [python, str(REFERENCE_SERVER), "--transport", SERVER_TRANSPORT[transport]]
     if port is not None:
         argv += ["--host", LOOPBACK, "--port", str(port)]
@@ -42,6 +47,8 @@ def reference_command(
         argv.append("--stateless")
     if delay_ms:
         argv += ["--delay-ms", f"{delay_ms:g}"]
+    if leak_kb_per_session and transport != "stdio":
+        argv += ["--leak-kb-per-session", str(leak_kb_per_session)]
     return [*argv, *extra]
 
 
