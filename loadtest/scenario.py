@@ -1087,14 +1087,13 @@ def _workload(ctx: _Context, table: dict[str, Any]) -> Workload:
 
 
 def _close_sessions(ctx: _Context, value: Any) -> Literal["delete", "abandon"]:
-    if value == "delete":
-        return "delete"
-    if value == "abandon":
-        return "abandon"
-    ctx.fail(
-        "workload.close_sessions",
-        f'expected "delete" or "abandon", got {_got(value)}{_did_you_mean(value, _CLOSE_SESSIONS)}',
-    )
+    if value not in _CLOSE_SESSIONS:
+        ctx.fail(
+            "workload.close_sessions",
+            f'expected "delete" or "abandon", got {_got(value)}{_did_you_mean(value, _CLOSE_SESSIONS)}',
+        )
+    closing: Literal["delete", "abandon"] = "delete" if value == "delete" else "abandon"
+    return closing
 
 
 def _stage(ctx: _Context, raw: Any, key: str, model: str) -> Stage:

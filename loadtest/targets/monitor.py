@@ -5,6 +5,10 @@ runs python. Memory, threads and descriptors are summed over the tree at each sa
 cumulative, so processes that exit must not take their share with them: each process's last
 reading is remembered, and a process that disappears while its parent is alive has been
 reaped by that parent, whose ``children_user/children_system`` times now hold all of it.
+
+One monitor may follow a target through several processes (:meth:`ProcessMonitor.attach`
+again): a restarted server, or the next stdio session's server. The series goes on with the
+same clock and cumulative CPU; each row says which process (``segment``) it belongs to.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import resource
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,12 +42,21 @@ class _Seen:
 
 
 class ProcessMonitor:
-    """Samples a process and its descendants; :meth:`summary` goes into run.json's ``server``."""
+    """Samples a process and its descendants; :meth:`summary` goes into run.json's ``server``.
 
-    def __init__(self, *, max_samples: int = MAX_SAMPLES) -> None:
+    ``count``, when given, is read at every sample and stored with it (the driver passes the
+    number of sessions opened so far, so memory can be set against sessions).
+    """
+
+    def __init__(self, *, max_samples: int = MAX_SAMPLES, count: Callable[[], int] | None = None) -> None:
         if max_samples < 2:
             raise ValueError("max_samples must be at least 2")
         self._max_samples = max_samples
+        self._count = count
+        #: Which process of the target the samples are from: 0 for the first, +1 per attach.
+        self.segment = -1
+        #: The latest sample, stored or not: ``[t_s, rss, cpu_s, fds, threads, count, segment]``.
+        self.last: list[Any] | None = None
         self._root: psutil.Process | None = None
         self._ended = False
         self._seen: dict[tuple[int, float], _Seen] = {}
@@ -68,13 +82,22 @@ class ProcessMonitor:
         return self._ended
 
     def attach(self, pid: int) -> bool:
-        """Watch ``pid`` from now on; False (and :attr:`ended`) if there is no such process."""
+        """Watch ``pid`` from now on; False (and :attr:`ended`) if there is no such process.
+
+        Attaching again follows the target into its next process: the previous one must be
+        gone (its last CPU reading is kept), and the samples go on in a new ``segment``.
+        """
+        # Whatever was seen of the previous process is final: it has exited.
+        self._departed_s += sum(seen.own_s + seen.reaped_s for seen in self._seen.values())
+        self._seen = {}
+        self.segment += 1
         try:
             self._root = psutil.Process(pid)
         except _GONE:
             self._root = None
             self._ended = True
             return False
+        self._ended = False
         return True
 
     async def run(
@@ -155,11 +178,14 @@ class ProcessMonitor:
             self._fds_peak = fds if self._fds_peak is None else max(self._fds_peak, fds)
         self._threads_peak = threads if self._threads_peak is None else max(self._threads_peak, threads)
         self._procs_peak = max(self._procs_peak, procs)
+        count = self._count() if self._count is not None else None
+        row = [round(now - self._t0, 3), rss, round(self._cpu_s, 3), fds, threads, count, self.segment]
+        self.last = row
         self._skipped += 1
         if self._skipped < self._stride and self._samples:
             return
         self._skipped = 0
-        self._samples.append([round(now - self._t0, 3), rss, round(self._cpu_s, 3), fds, threads])
+        self._samples.append(row)
         if len(self._samples) >= self._max_samples:
             del self._samples[1::2]
             self._stride *= 2
@@ -168,7 +194,10 @@ class ProcessMonitor:
         """Start, peak and end RSS, CPU seconds since the first sample, peaks, and the series.
 
         ``samples`` rows are ``[t_s, rss_bytes, cpu_s, fds, threads]``; ``fds`` is ``None``
-        where the system would not tell. Values are ``None`` if no sample was ever taken.
+        where the system would not tell. ``sample_sessions`` and ``sample_segments`` are two
+        more columns of the same rows, kept apart so that readers of the five columns are
+        unaffected: ``count`` (see the constructor; ``None`` without one) and ``segment`` (see
+        :meth:`attach`). Values are ``None`` if no sample was ever taken.
         """
         return {
             "rss_start_bytes": self._rss_start,
@@ -178,7 +207,9 @@ class ProcessMonitor:
             "fds_peak": self._fds_peak,
             "threads_peak": self._threads_peak,
             "processes_peak": self._procs_peak,
-            "samples": [list(row) for row in self._samples],
+            "samples": [row[:5] for row in self._samples],
+            "sample_sessions": [row[5] for row in self._samples],
+            "sample_segments": [row[6] for row in self._samples],
         }
 
 

@@ -185,6 +185,7 @@ def build_server(
     delay_ms: float,
     exit_after_calls: int = 0,
     hang_after_calls: int = 0,
+    leak_kb_per_session: int = 0,
 ) -> tuple[Any, dict[str, Any]]:
     """The configured server and the keyword arguments for its ``run(transport, ...)``."""
     http_opts: dict[str, Any] = {"host": host, "port": port}
@@ -195,6 +196,10 @@ def build_server(
             http_opts["stateless_http"] = True
     elif json_response or stateless:
         raise _Unsupported("--json-response and --stateless apply to --transport streamable-http only")
+    if leak_kb_per_session > 0:
+        if transport == "stdio":
+            raise _Unsupported("--leak-kb-per-session applies to sse and streamable-http (stdio has one session per process)")
+        _leak_per_session(leak_kb_per_session)
 
     run_kwargs: dict[str, Any] = {}
     if SDK_API == 2:
@@ -231,7 +236,7 @@ def build_server(
         if hang_after_calls and calls >= hang_after_calls:
             logging.getLogger(SERVER_NAME).error("--hang-after-calls %d: hanging", hang_after_calls)
             while True:  # blocks the event loop: alive, listening, answering nothing
-                time.sleep(3600)
+                time.sleep(3600)  # noqa: ASYNC251 - blocking is the point
         if delay:
             await asyncio.sleep(delay)
 
@@ -331,11 +336,8 @@ def main(argv: list[str] | None = None) -> None:
             delay_ms=args.delay_ms,
             exit_after_calls=args.exit_after_calls,
             hang_after_calls=args.hang_after_calls,
+            leak_kb_per_session=args.leak_kb_per_session,
         )
-        if args.leak_kb_per_session > 0:
-            if args.transport == "stdio":
-                raise _Unsupported("--leak-kb-per-session applies to sse and streamable-http (stdio has one session per process)")
-            _leak_per_session(args.leak_kb_per_session)
     except _Unsupported as exc:
         print(f"reference_server: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
