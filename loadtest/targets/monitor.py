@@ -30,6 +30,33 @@ MAX_SAMPLES = 3600
 _GONE = (psutil.NoSuchProcess, psutil.AccessDenied)  # ZombieProcess is a NoSuchProcess
 
 
+class BoundedSeries:
+    """A time series that never holds more than ``max_rows`` rows, however long the run.
+
+    When full, every other row is dropped and from then on only one new row in two (four,
+    eight...) is kept: the series stays evenly spread over the whole run, first row included.
+    """
+
+    def __init__(self, max_rows: int = MAX_SAMPLES) -> None:
+        if max_rows < 2:
+            raise ValueError("max_rows must be at least 2")
+        self._max_rows = max_rows
+        self.rows: list[list[Any]] = []
+        #: Keep one row in ``_stride`` (doubles at every downsampling).
+        self._stride = 1
+        self._skipped = 0
+
+    def add(self, row: list[Any]) -> None:
+        self._skipped += 1
+        if self._skipped < self._stride and self.rows:
+            return
+        self._skipped = 0
+        self.rows.append(row)
+        if len(self.rows) >= self._max_rows:
+            del self.rows[1::2]
+            self._stride *= 2
+
+
 @dataclass(slots=True)
 class _Seen:
     """The last reading of one process of the tree."""
@@ -48,10 +75,15 @@ class ProcessMonitor:
     number of sessions opened so far, so memory can be set against sessions).
     """
 
-    def __init__(self, *, max_samples: int = MAX_SAMPLES, count: Callable[[], int] | None = None) -> None:
-        if max_samples < 2:
-            raise ValueError("max_samples must be at least 2")
-        self._max_samples = max_samples
+    def __init__(
+        self,
+        *,
+        max_samples: int = MAX_SAMPLES,
+        count: Callable[[], int] | None = None,
+        origin: float | None = None,
+    ) -> None:
+        """``origin`` is the ``time.monotonic()`` value sample times count from (default: the first sample)."""
+        self._series = BoundedSeries(max_samples)
         self._count = count
         #: Which process of the target the samples are from: 0 for the first, +1 per attach.
         self.segment = -1
@@ -62,8 +94,8 @@ class ProcessMonitor:
         self._seen: dict[tuple[int, float], _Seen] = {}
         #: CPU seconds of processes that left the tree with nobody in it to account for them.
         self._departed_s = 0.0
-        self._t0: float | None = None
-        self._cpu0 = 0.0
+        self._t0: float | None = origin
+        self._cpu0: float | None = None
         self._rss_start: int | None = None
         self._rss_peak: int | None = None
         self._rss_end: int | None = None
@@ -71,10 +103,6 @@ class ProcessMonitor:
         self._fds_peak: int | None = None
         self._threads_peak: int | None = None
         self._procs_peak = 0
-        self._samples: list[list[float | int | None]] = []
-        #: Keep one sample in ``_stride`` (doubles at every downsampling).
-        self._stride = 1
-        self._skipped = 0
 
     @property
     def ended(self) -> bool:
@@ -166,10 +194,11 @@ class ProcessMonitor:
     def _store(
         self, now: float, rss: int, cpu_total: float, fds: int | None, threads: int, procs: int
     ) -> None:
-        if self._t0 is None:
-            self._t0 = now
+        if self._cpu0 is None:
+            self._t0 = now if self._t0 is None else self._t0
             self._cpu0 = cpu_total
             self._rss_start = rss
+        assert self._t0 is not None
         # max(): a misattributed exit (see sample_now) must not make cumulative CPU go back.
         self._cpu_s = max(self._cpu_s, cpu_total - self._cpu0)
         self._rss_end = rss
@@ -181,14 +210,7 @@ class ProcessMonitor:
         count = self._count() if self._count is not None else None
         row = [round(now - self._t0, 3), rss, round(self._cpu_s, 3), fds, threads, count, self.segment]
         self.last = row
-        self._skipped += 1
-        if self._skipped < self._stride and self._samples:
-            return
-        self._skipped = 0
-        self._samples.append(row)
-        if len(self._samples) >= self._max_samples:
-            del self._samples[1::2]
-            self._stride *= 2
+        self._series.add(row)
 
     def summary(self) -> dict[str, Any]:
         """Start, peak and end RSS, CPU seconds since the first sample, peaks, and the series.
@@ -203,13 +225,13 @@ class ProcessMonitor:
             "rss_start_bytes": self._rss_start,
             "rss_peak_bytes": self._rss_peak,
             "rss_end_bytes": self._rss_end,
-            "cpu_s": round(self._cpu_s, 3) if self._t0 is not None else None,
+            "cpu_s": round(self._cpu_s, 3) if self._cpu0 is not None else None,
             "fds_peak": self._fds_peak,
             "threads_peak": self._threads_peak,
             "processes_peak": self._procs_peak,
-            "samples": [row[:5] for row in self._samples],
-            "sample_sessions": [row[5] for row in self._samples],
-            "sample_segments": [row[6] for row in self._samples],
+            "samples": [row[:5] for row in self._series.rows],
+            "sample_sessions": [row[5] for row in self._series.rows],
+            "sample_segments": [row[6] for row in self._series.rows],
         }
 
 
@@ -225,4 +247,4 @@ def self_usage() -> tuple[float, int]:
     return usage.ru_utime + usage.ru_stime, _self_process.memory_info().rss
 
 
-__all__ = ["MAX_SAMPLES", "ProcessMonitor", "self_usage"]
+__all__ = ["MAX_SAMPLES", "BoundedSeries", "ProcessMonitor", "self_usage"]
