@@ -8,6 +8,7 @@ traceback.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -111,7 +112,9 @@ async def _run(
     scenario: Scenario, out: Path, as_json: bool, no_progress: bool, baseline: Path | None, junit: Path | None
 ) -> int:
     directory = run_dir(out, scenario.name, datetime.now(timezone.utc))
-    progress = TerminalProgress(sys.stderr, live=False if no_progress else None)
+    # A soak's status lines replace the plain progress lines, which would flood an hours-long log.
+    plain_every_s = math.inf if scenario.soak is not None else 5.0
+    progress = TerminalProgress(sys.stderr, live=False if no_progress else None, plain_every_s=plain_every_s)
     control = RunControl()
     progress.note(f"mcp-loadtest {__version__}: {scenario.name} -> {directory}")
     async with task_group() as tg:
@@ -137,7 +140,10 @@ async def _run(
     if junit is not None:
         write_junit(junit, document, against)
     regressed = against is not None and against.regression
-    return EXIT_OK if outcome.thresholds_passed and not regressed else EXIT_THRESHOLD
+    if outcome.target_failures:
+        click.echo(f"mcp-loadtest: the target crashed or hung ({outcome.target_failures}x); see the summary", err=True)
+    failed = not outcome.thresholds_passed or regressed or outcome.target_failures
+    return EXIT_THRESHOLD if failed else EXIT_OK
 
 
 def _overrides(

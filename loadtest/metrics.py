@@ -458,6 +458,10 @@ class Recorder:
         """The generator's own cost while this transport was measured."""
         self._transport(transport).generator = {"cpu_s": cpu_s, "lag_p99_us": lag_p99_us, **extra}
 
+    def set_generator_memory(self, transport: str, stats: Mapping[str, Any]) -> None:
+        """The generator's own memory while this transport was measured (added to ``generator``)."""
+        self._transport(transport).generator.update(stats)
+
     def set_server(self, transport: str, stats: Mapping[str, Any]) -> None:
         """The target's resource usage (a :class:`~loadtest.targets.monitor.ProcessMonitor` summary)."""
         self._transport(transport).server = dict(stats)
@@ -598,6 +602,11 @@ class Recorder:
     @property
     def transports(self) -> list[str]:
         return list(self._transports)
+
+    def live_sessions(self, transport: str) -> int:
+        """Sessions opened so far on ``transport``."""
+        t = self._transports.get(transport)
+        return 0 if t is None else t.sessions_opened
 
     def live(self, transport: str) -> LiveStats:
         """Progress figures for ``transport`` (rate and p99 are those of the last interval)."""

@@ -116,6 +116,11 @@ class Session:
     _labels: dict[int, str] = field(default_factory=dict)
     _closed: CallError | None = None
 
+    @property
+    def closed(self) -> CallError | None:
+        """Why the channel closed under this session (server gone, stream ended), if it did."""
+        return self._closed
+
     # -- requests ---------------------------------------------------------------------------
 
     async def request(

@@ -121,6 +121,11 @@ class HealthWatch:
         """Whether a server process is being sampled now."""
         return self._attached and not self.monitor.ended
 
+    @property
+    def generator_rss(self) -> int | None:
+        """The generator's RSS at the last sample."""
+        return self._gen_rss[2] if self._gen_rss else None
+
     def offer(self, pid: int) -> None:
         """A server process of this target: watched from now on unless one already is."""
         if self.watching:

@@ -180,6 +180,10 @@ class ProcessMonitor:
                     return False
                 continue  # exited between listing and reading: accounted below as departed
             alive[key] = seen
+        if rss == 0:
+            # Every page unmapped: the tree is exiting (not yet a zombie). Not a reading.
+            self._ended = True
+            return False
         alive_pids = {pid for pid, _ in alive}
         for key, seen in self._seen.items():
             # Gone with its parent still here: the parent reaped it and its reaped_s holds
