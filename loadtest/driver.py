@@ -307,11 +307,8 @@ class _TransportRun:
         await anyio.sleep(max(0.0, (self.measure_start_ns - time.perf_counter_ns()) / 1e9))
         self.health.measuring()
 
-    def _counters(self) -> dict[str, list[int]]:
-        return {
-            stats.name: [stats.count, stats.ok, sum(stats.errors.values()), sum(stats.silent.values())]
-            for stats in self.stats
-        }
+    def _counters(self) -> dict[str, list[Any]]:
+        return {stats.name: [stats.count, stats.ok, stats.errors, stats.silent] for stats in self.stats}
 
     # -- the target's health ----------------------------------------------------------------
 

@@ -117,7 +117,8 @@ def latency_summary(hist: Any) -> dict[str, Any]:
     return out
 
 
-def _encode(hist: Any) -> str:
+def encode_histogram(hist: Any) -> str:
+    """A histogram as HdrHistogram V2 base64 text (run.json's ``hdr``, the interval logs)."""
     return str(hist.encode().decode("ascii"))
 
 
@@ -254,8 +255,8 @@ class OpStats:
             "errors": dict(self.errors),
             "silent": dict(self.silent),
             "latency_us": latency_summary(corrected),
-            "hdr": _encode(corrected),
-            "hdr_uncorrected": _encode(uncorrected),
+            "hdr": encode_histogram(corrected),
+            "hdr_uncorrected": encode_histogram(uncorrected),
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
             "rate": round(self.count / measured_s, 3) if measured_s > 0 else 0.0,
@@ -501,7 +502,7 @@ class Recorder:
             ):
                 if log is not None:
                     log.write(
-                        f"Tag={tag},{start_s:.3f},{length_s:.3f},{hist.get_max_value() / 1000:.3f},{_encode(hist)}\n"
+                        f"Tag={tag},{start_s:.3f},{length_s:.3f},{hist.get_max_value() / 1000:.3f},{encode_histogram(hist)}\n"
                     )
                 if hist.total_count:
                     total.add(hist)
@@ -669,6 +670,7 @@ __all__ = [
     "LiveStats",
     "OpStats",
     "Recorder",
+    "encode_histogram",
     "latency_summary",
     "mean",
     "new_histogram",

@@ -10,7 +10,7 @@ Lines, told apart by their keys:
 * the first: ``{"schema": "mcp-loadtest/health/1", "transport", "started" (UTC ISO),
   "sample_every_s", "warmup_s", "per_session"}``;
 * samples: ``{"t", "rss", "cpu", "fds", "threads", "sessions", "seg", "gen_rss", "gen_cpu",
-  "ops": {op: [count, ok, errors, silent]}}``, server fields ``null`` while no server process
+  "ops": {op: [count, ok, {error kind: n}, {silent kind: n}]}}``, server fields ``null`` while no server process
   is watched; ``t`` is seconds since the transport began, as for events;
 * events: ``{"t", "at" (UTC ISO), "event", "detail"}``: ``measuring`` (warm-up over),
   ``attach`` (a server process is watched), ``crash``, ``hang``, ``restart``,

@@ -17,15 +17,15 @@ from typing import Any
 
 import anyio
 
-from loadtest.health.analysis import Sample, assess
+from loadtest.health.analysis import Sample
 from loadtest.health.log import HEALTH_SCHEMA, HealthLog
+from loadtest.health.section import EVENT_KINDS, health_section
 from loadtest.targets.monitor import BoundedSeries, ProcessMonitor, self_usage
 
 __all__ = ["MAX_EVENTS", "HangDetector", "HealthWatch", "samples_of"]
 
 #: Events kept in run.json (the counts and the health log have them all).
 MAX_EVENTS = 100
-_KINDS = ("crash", "hang", "restart", "restart_failed")
 
 
 class HangDetector:
@@ -69,7 +69,7 @@ class HealthWatch:
     """See the module docstring.
 
     ``sessions`` tells how many sessions were opened so far; ``counters`` the call counters per
-    op (``{op: [count, ok, errors, silent]}``); ``per_session`` is False for stdio, where each
+    op (``{op: [count, ok, {error kind: n}, {silent kind: n}]}``); ``per_session`` is False for stdio, where each
     server process holds one session.
     """
 
@@ -83,7 +83,7 @@ class HealthWatch:
         hang_after_s: float,
         per_session: bool,
         sessions: Callable[[], int],
-        counters: Callable[[], Mapping[str, list[int]]],
+        counters: Callable[[], Mapping[str, list[Any]]],
     ) -> None:
         self.transport = transport
         self.log = log
@@ -92,10 +92,11 @@ class HealthWatch:
         self.per_session = per_session
         self.origin = time.monotonic()
         self.monitor = ProcessMonitor(count=sessions, origin=self.origin)
+        self._sessions = sessions
         self.hang = HangDetector(hang_after_s)
         self._counters = counters
         self._attached = False
-        self.counts = dict.fromkeys(_KINDS, 0)
+        self.counts = dict.fromkeys(EVENT_KINDS, 0)
         self.events: list[dict[str, Any]] = []
         self._generator = BoundedSeries()
         self._gen_rss: list[int] = []  # start, peak, end
@@ -173,7 +174,7 @@ class HealthWatch:
                 "cpu": row[2] if row else None,
                 "fds": row[3] if row else None,
                 "threads": row[4] if row else None,
-                "sessions": row[5] if row else None,
+                "sessions": row[5] if row else self._sessions(),
                 "seg": row[6] if row else None,
                 "gen_rss": gen_rss,
                 "gen_cpu": round(gen_cpu, 3),
@@ -198,25 +199,25 @@ class HealthWatch:
     def sections(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """``(server, generator)`` additions for run.json: the monitor's summary with ``health``."""
         server: dict[str, Any] = self.monitor.summary() if self._attached else {}
-        health = assess(
+        idle = None
+        if self.idle_start_s is not None:
+            idle = (
+                self.idle_start_s,
+                _sample(self._idle_before),
+                _sample(self.monitor.last),
+                self.now_s() - self.idle_start_s,
+            )
+        server["health"] = health_section(
             samples_of(server),
+            sample_every_s=self.sample_every,
             warmup_s=self.warmup_s,
             per_session=self.per_session,
-            until_s=self.idle_start_s,
+            watched=self._attached,
+            measure_start_s=self.measure_start_s,
+            counts=self.counts,
+            events=self.events,
+            idle=idle,
         )
-        if not self._attached:
-            health["reason"] = "no server process to sample (a running server at a URL)"
-        server["health"] = {
-            "sample_every_s": self.sample_every,
-            "measure_start_s": self.measure_start_s,
-            **health,
-            "idle": self._idle_summary(),
-            "crashes": self.counts["crash"],
-            "hangs": self.counts["hang"],
-            "restarts": self.counts["restart"],
-            "restart_failures": self.counts["restart_failed"],
-            "events": list(self.events),
-        }
         generator: dict[str, Any] = {}
         if self._gen_rss:
             start, peak, end = self._gen_rss
@@ -228,20 +229,11 @@ class HealthWatch:
             }
         return server, generator
 
-    def _idle_summary(self) -> dict[str, Any] | None:
-        if self.idle_start_s is None:
-            return None
-        before, after = self._idle_before, self.monitor.last
-        if before is None or after is None:
-            return {"duration_s": round(self.now_s() - self.idle_start_s, 3)}
-        return {
-            "duration_s": round(self.now_s() - self.idle_start_s, 3),
-            "rss_before_bytes": before[1],
-            "rss_after_bytes": after[1],
-            "released_bytes": before[1] - after[1],
-            "fds_before": before[3],
-            "fds_after": after[3],
-        }
+def _sample(row: list[Any] | None) -> Sample | None:
+    """A monitor row (see ``ProcessMonitor.last``) as an analysis sample."""
+    if row is None:
+        return None
+    return Sample(float(row[0]), int(row[1]), row[3], row[4], row[5], int(row[6]))
 
 
 def samples_of(server: Mapping[str, Any]) -> list[Sample]:
