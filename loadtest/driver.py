@@ -410,6 +410,7 @@ class _TransportRun:
                     if self.pending_restarts:
                         self.pending_restarts -= 1
                         self.health.event("restart", f"a new session's server, pid {process.pid}")
+                        self.health.hang.reset()
                 self.live[session] = (self.generation, process)
                 try:
                     yield session

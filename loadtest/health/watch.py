@@ -42,6 +42,8 @@ class HangDetector:
         self.after_ns = int(after_s * 1e9)
         self.last_answer_ns = time.perf_counter_ns()
         self.lost = 0
+        #: A hang was found and is being dealt with (the server relaunched): not another one.
+        self.paused = False
 
     def answered(self, now_ns: int) -> None:
         self.last_answer_ns = now_ns
@@ -51,14 +53,17 @@ class HangDetector:
         self.lost += 1
 
     def check(self, now_ns: int) -> str | None:
-        """Why the server hangs, or None."""
+        """Why the server hangs (then paused until :meth:`reset`), or None."""
         silent_ns = now_ns - self.last_answer_ns
-        if self.lost >= self.MIN_LOST and silent_ns >= self.after_ns:
+        if not self.paused and self.lost >= self.MIN_LOST and silent_ns >= self.after_ns:
+            self.paused = True
             return f"no answer for {silent_ns / 1e9:.0f}s; {self.lost} calls lost meanwhile"
         return None
 
     def reset(self) -> None:
+        """Start afresh (a relaunched server, the start of measurement)."""
         self.answered(time.perf_counter_ns())
+        self.paused = False
 
 
 def _utc_now() -> str:
@@ -188,7 +193,6 @@ class HealthWatch:
         while True:
             self.sample()
             if on_hang is not None and (why := self.hang.check(time.perf_counter_ns())) is not None:
-                self.hang.reset()
                 self.event("hang", why)
                 on_hang(why)
             deadline = max(deadline + self.sample_every, anyio.current_time())
