@@ -287,7 +287,8 @@ def _table(rows: list[list[str]]) -> str:
 @click.option("--json-response", is_flag=True, help="Streamable HTTP answers application/json instead of SSE.")
 @click.option("--stateless", is_flag=True, help="Stateless Streamable HTTP.")
 @click.option("--delay-ms", type=float, default=0.0, help="Added server-side delay per request.")
-def reference_server(transport: str, port: int, json_response: bool, stateless: bool, delay_ms: float) -> None:
+@click.option("--leak-kb-per-session", type=click.IntRange(min=0), default=0, help="sse/http: keep this many KiB per session, forever (a deliberate leak).")
+def reference_server(transport: str, port: int, json_response: bool, stateless: bool, delay_ms: float, leak_kb_per_session: int) -> None:
     """Start the bundled reference server with the installed `mcp` (listens on 127.0.0.1)."""
     name = "http" if transport == "streamable-http" else transport
     argv = reference_command(
@@ -296,6 +297,7 @@ def reference_server(transport: str, port: int, json_response: bool, stateless: 
         json_response=json_response,
         stateless=stateless,
         delay_ms=delay_ms,
+        leak_kb_per_session=leak_kb_per_session,
     )
     os.execv(argv[0], argv)
 

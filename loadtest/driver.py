@@ -49,6 +49,7 @@ from loadtest.targets.reference import Endpoint, free_port, reference_command, s
 from loadtest.targets.supervisor import TargetEvent
 from loadtest.transports import connect
 from loadtest.transports.http import new_client_session
+from loadtest.units import format_duration
 from loadtest.workload import OpPicker, arrivals, rate_stages
 
 #: How long in-flight calls may finish after an interrupt before they are abandoned.
@@ -175,6 +176,7 @@ class _TransportRun:
             per_session=transport != "stdio",
             sessions=lambda: self.recorder.live_sessions(transport),
             counters=self._counters,
+            servers=self._session_servers,
         )
         #: Bumped when the target is relaunched: sessions of an older generation are replaced.
         self.generation = 0
@@ -184,6 +186,8 @@ class _TransportRun:
         self.killed: set[Session] = set()
         #: stdio: crashes whose relaunch (the next session) is still to be counted.
         self.pending_restarts = 0
+        #: The load is over and the server idles (``health.idle``).
+        self.idling = False
 
     # -- plan -------------------------------------------------------------------------------
 
@@ -250,13 +254,14 @@ class _TransportRun:
                     await self._run_open()
                 else:
                     await self._run_closed()
+                # Measurement ends with the load; an idle period after it is the server's alone.
+                self.recorder.finish_transport(transport, time.perf_counter_ns())
+                cpu_s = _cpu_s() - cpu_start
+                wall_s = time.perf_counter() - wall_start
                 await self._idle()
                 tg.cancel_scope.cancel()
         finally:
             self.health.log.close()
-        self.recorder.finish_transport(transport, time.perf_counter_ns())
-        cpu_s = _cpu_s() - cpu_start
-        wall_s = time.perf_counter() - wall_start
         lag_p99_us = self.lag.get_value_at_percentile(99.0)
         busy = cpu_s / wall_s if wall_s > 0 else 0.0
         self.recorder.set_generator(
@@ -311,6 +316,10 @@ class _TransportRun:
         return {stats.name: [stats.count, stats.ok, stats.errors, stats.silent] for stats in self.stats}
 
     # -- the target's health ----------------------------------------------------------------
+
+    def _session_servers(self) -> list[int]:
+        """stdio: the running server processes of open sessions."""
+        return [p.pid for _, p in self.live.values() if p is not None and p.returncode is None]
 
     def _on_target_event(self, event: TargetEvent) -> None:
         """The supervisor of a launched HTTP server saw it die, or relaunched it."""
@@ -374,6 +383,8 @@ class _TransportRun:
         if idle <= 0 or not self.health.watching or self.control.interrupted.is_set():
             return
         self.health.idle(idle)
+        self.idling = True
+        self.progress.note(f"{self.transport}: load done; the server idles {format_duration(idle)}, still sampled")
         await _sleep_unless(self.control.interrupted, idle)
         self.health.sample()
 
@@ -709,7 +720,8 @@ class _TransportRun:
                 # Also ends a closed run in which no call was due (idle stages). The open
                 # model's schedule ends itself, so no call due before the end is refused.
                 self.stopping.set()
-            self.progress.tick(self.transport, (now - self.measure_start_ns) / 1e9, not measuring, self.recorder)
+            if not self.idling:
+                self.progress.tick(self.transport, (now - self.measure_start_ns) / 1e9, not measuring, self.recorder)
             if status_ns and now >= next_status:
                 figures = self._status(now, calls_at_status, status_ns + now - next_status)
                 calls_at_status = figures["calls"]

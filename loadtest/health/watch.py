@@ -11,7 +11,7 @@ gives what goes into run.json at the end.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -75,7 +75,8 @@ class HealthWatch:
 
     ``sessions`` tells how many sessions were opened so far; ``counters`` the call counters per
     op (``{op: [count, ok, {error kind: n}, {silent kind: n}]}``); ``per_session`` is False for stdio, where each
-    server process holds one session.
+    server process holds one session; ``servers`` gives the pids of server processes that
+    could be watched next, when the one watched is gone (stdio: the other sessions' servers).
     """
 
     def __init__(
@@ -89,6 +90,7 @@ class HealthWatch:
         per_session: bool,
         sessions: Callable[[], int],
         counters: Callable[[], Mapping[str, list[Any]]],
+        servers: Callable[[], Iterable[int]] = tuple,
     ) -> None:
         self.transport = transport
         self.log = log
@@ -98,6 +100,7 @@ class HealthWatch:
         self.origin = time.monotonic()
         self.monitor = ProcessMonitor(count=sessions, origin=self.origin)
         self._sessions = sessions
+        self._servers = servers
         self.hang = HangDetector(hang_after_s)
         self._counters = counters
         self._attached = False
@@ -163,6 +166,11 @@ class HealthWatch:
     def sample(self) -> None:
         """One sample of everything, appended to the log."""
         row: list[Any] | None = None
+        if self._attached and self.monitor.ended:
+            for pid in self._servers():
+                self.offer(pid)
+                if self.watching:
+                    break
         if self._attached and not self.monitor.ended and self.monitor.sample_now():
             row = self.monitor.last
         gen_cpu, gen_rss = self_usage()
