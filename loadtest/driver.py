@@ -318,7 +318,10 @@ class _TransportRun:
     # -- the target's health ----------------------------------------------------------------
 
     def _session_servers(self) -> list[int]:
-        """stdio: the running server processes of open sessions."""
+        """Server processes that could be watched: the launched one, or the open stdio sessions'."""
+        supervisor = self.endpoint.supervisor if self.endpoint is not None else None
+        if supervisor is not None and supervisor.process is not None:
+            return [supervisor.process.pid]
         return [p.pid for _, p in self.live.values() if p is not None and p.returncode is None]
 
     def _on_target_event(self, event: TargetEvent) -> None:
@@ -329,7 +332,7 @@ class _TransportRun:
             # Sessions of the old server are unknown to the new one: replace them all.
             self.generation += 1
             self.health.hang.reset()
-            self.health.offer(supervisor.process.pid)
+            self.health.offer(supervisor.process.pid, replace=True)
 
     async def _end_when_gone(self) -> None:
         supervisor = self.endpoint.supervisor if self.endpoint is not None else None
@@ -380,7 +383,9 @@ class _TransportRun:
     async def _idle(self) -> None:
         """``health.idle``: after the load, the server stays up so long, still sampled."""
         idle = self.scenario.health.idle
-        if idle <= 0 or not self.health.watching or self.control.interrupted.is_set():
+        launched = self.endpoint is not None and self.endpoint.supervisor is not None
+        # stdio servers end with their sessions: there is nothing left to idle.
+        if idle <= 0 or not launched or not self.health.watching or self.control.interrupted.is_set():
             return
         self.health.idle(idle)
         self.idling = True
@@ -571,7 +576,14 @@ class _TransportRun:
 
     async def _run_open(self) -> None:
         cap = self.workload.max_in_flight
-        slots = [_Slot(limiter=anyio.CapacityLimiter(cap or math.inf)) for _ in range(self.workload.sessions)]
+        n = self.workload.sessions
+        churn = self.workload.churn
+        # The calls go round the sessions in turn, so with churn they would all reach their
+        # last call together and reconnect at once, leaving no session for the calls then
+        # due. Their first sessions retire early by different amounts, which spreads it out.
+        slots = [
+            _Slot(limiter=anyio.CapacityLimiter(cap or math.inf), head_start=k * churn // n) for k in range(n)
+        ]
         async with task_group() as tg:
             await tg.start(self._slot_worker, slots[0], True)
             for slot in slots[1:]:
@@ -662,7 +674,7 @@ class _TransportRun:
                 if session is None:
                     continue
                 slot.session = session
-                slot.calls = 0
+                slot.calls, slot.head_start = slot.head_start, 0
                 if not started and first_slot:
                     started = True
                     self._ready()
@@ -768,6 +780,8 @@ class _Slot:
 
     session: Session | None = None
     calls: int = 0
+    #: Calls counted against the first session before it makes any (see ``_run_open``).
+    head_start: int = 0
     in_flight: int = 0
     retire: anyio.Event = field(default_factory=anyio.Event)
     idle: anyio.Event = field(default_factory=anyio.Event)

@@ -135,9 +135,13 @@ class HealthWatch:
         """The generator's RSS at the last sample."""
         return self._gen_rss[2] if self._gen_rss else None
 
-    def offer(self, pid: int) -> None:
-        """A server process of this target: watched from now on unless one already is."""
-        if self.watching:
+    def offer(self, pid: int, *, replace: bool = False) -> None:
+        """A server process of this target: watched from now on unless one already is.
+
+        ``replace``: the one watched is known to be gone (relaunched), whether or not a sample
+        has noticed yet.
+        """
+        if self.watching and not replace:
             return
         if self.monitor.attach(pid):
             self._attached = True
