@@ -20,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from loadtest.cli import main
+from loadtest.errors import UsageError
 from loadtest.execute import execute
 from loadtest.health import GROWING, STABLE, UNKNOWN, Sample, assess
 from loadtest.scenario import load_scenario
@@ -101,6 +102,35 @@ def test_health_thresholds_are_per_transport() -> None:
     assert (threshold.metric, threshold.value, threshold.unit) == ("rss_per_1k_sessions", 2.0, "MB")
     with pytest.raises(ValueError, match="per transport"):
         parse_threshold("http/echo: rss_slope < 10")
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "why"),
+    [
+        ('[workload]\nclose_sessions = "abandonn"', "workload.close_sessions", "did you mean 'abandon'"),
+        ('[target]\nurl = "http://127.0.0.1:9/mcp"\nrestart = true', "target.restart", "launched target"),
+        ('[health]\nsample_every = "0s"', "health.sample_every", "greater than zero"),
+        ('[soak]\nstatus_evry = "1m"', "soak.status_evry", "did you mean 'status_every'"),
+        ('[target]\ncommand = "srv"\nleak_kb_per_session = 8', "target.leak_kb_per_session", "reference server"),
+    ],
+)
+def test_bad_soak_and_health_settings_name_file_and_key(tmp_path: Path, text: str, key: str, why: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text + "\n")
+    with pytest.raises(UsageError) as info:
+        load_scenario(path)
+    assert str(info.value).startswith(f"{path}: {key}: "), info.value
+    assert why in str(info.value)
+
+
+def test_health_settings_leave_the_scenario_hash_alone(tmp_path: Path) -> None:
+    # How a run is watched is not what it measures: runs with and without stay comparable.
+    plain = tmp_path / "plain.toml"
+    plain.write_text('[workload]\nduration = "5s"\n')
+    watched = tmp_path / "watched.toml"
+    watched.write_text('[workload]\nduration = "5s"\n[health]\nidle = "3s"\n[soak]\nstatus_every = "10s"\n')
+    assert load_scenario(plain).scenario_hash == load_scenario(watched).scenario_hash
+    assert load_scenario(watched).to_dict()["soak"] == {"status_every": 10.0}
 
 
 # -- session leaks, against the real reference server -------------------------------------------
