@@ -8,6 +8,7 @@ traceback.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -126,7 +127,9 @@ async def _run(
     client: ClientConfig,
 ) -> int:
     directory = run_dir(out, scenario.name, datetime.now(timezone.utc))
-    progress = TerminalProgress(sys.stderr, live=False if no_progress else None)
+    # A soak's status lines replace the plain progress lines, which would flood an hours-long log.
+    plain_every_s = math.inf if scenario.soak is not None else 5.0
+    progress = TerminalProgress(sys.stderr, live=False if no_progress else None, plain_every_s=plain_every_s)
     control = RunControl()
     progress.note(f"mcp-loadtest {__version__}: {scenario.name} -> {directory}")
     if client.is_sdk:
@@ -154,7 +157,10 @@ async def _run(
     if junit is not None:
         write_junit(junit, document, against)
     regressed = against is not None and against.regression
-    return EXIT_OK if outcome.thresholds_passed and not regressed else EXIT_THRESHOLD
+    if outcome.target_failures:
+        click.echo(f"mcp-loadtest: the target crashed or hung ({outcome.target_failures}x); see the summary", err=True)
+    failed = not outcome.thresholds_passed or regressed or outcome.target_failures
+    return EXIT_THRESHOLD if failed else EXIT_OK
 
 
 def _overrides(
@@ -321,7 +327,8 @@ def _table(rows: list[list[str]]) -> str:
 @click.option("--json-response", is_flag=True, help="Streamable HTTP answers application/json instead of SSE.")
 @click.option("--stateless", is_flag=True, help="Stateless Streamable HTTP.")
 @click.option("--delay-ms", type=float, default=0.0, help="Added server-side delay per request.")
-def reference_server(transport: str, port: int, json_response: bool, stateless: bool, delay_ms: float) -> None:
+@click.option("--leak-kb-per-session", type=click.IntRange(min=0), default=0, help="sse/http: keep this many KiB per session, forever (a deliberate leak).")
+def reference_server(transport: str, port: int, json_response: bool, stateless: bool, delay_ms: float, leak_kb_per_session: int) -> None:
     """Start the bundled reference server with the installed `mcp` (listens on 127.0.0.1)."""
     name = "http" if transport == "streamable-http" else transport
     argv = reference_command(
@@ -330,6 +337,7 @@ def reference_server(transport: str, port: int, json_response: bool, stateless: 
         json_response=json_response,
         stateless=stateless,
         delay_ms=delay_ms,
+        leak_kb_per_session=leak_kb_per_session,
     )
     os.execv(argv[0], argv)
 

@@ -10,6 +10,11 @@ compete for the machine's two cores. Within a transport:
   the intended time (corrected for coordinated omission) and from the actual send.
 
 Calls whose intended time falls in the warm-up are made but not recorded.
+
+The target's health is watched throughout (:mod:`loadtest.health`). A launched target that
+dies or hangs is recorded with its time; with ``target.restart`` it is launched again (for
+stdio: the next session's server) and every session of the old one is replaced, otherwise the
+transport's run ends there, its results kept.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import itertools
 import math
 import resource
 import secrets
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -35,14 +41,17 @@ from loadtest.aio import task_group
 from loadtest.clients.config import BUILTIN, ClientConfig
 from loadtest.clients.sdk_pool import SdkPool, SdkSession, open_sdk_pool
 from loadtest.errors import TargetError
+from loadtest.health import HealthLog, HealthWatch, health_log_path
 from loadtest.integrity import Checker
 from loadtest.metrics import OpStats, Recorder
 from loadtest.scenario import Scenario
 from loadtest.session import Anomaly, Session, open_session
-from loadtest.targets.monitor import ProcessMonitor
+from loadtest.targets.process import TargetProcess, signal_group
 from loadtest.targets.reference import Endpoint, free_port, reference_command, start_target
+from loadtest.targets.supervisor import TargetEvent
 from loadtest.transports import connect
 from loadtest.transports.http import new_client_session
+from loadtest.units import format_duration
 from loadtest.workload import OpPicker, arrivals, rate_stages
 
 #: How long in-flight calls may finish after an interrupt before they are abandoned.
@@ -68,6 +77,9 @@ class Progress:
     def transport_done(self, transport: str) -> None: ...
 
     def note(self, text: str) -> None: ...
+
+    def status(self, transport: str, figures: dict[str, Any]) -> None:
+        """Soak mode: a periodic status (see ``_TransportRun._status`` for the figures)."""
 
 
 @dataclass
@@ -167,9 +179,29 @@ class _TransportRun:
         self.planned_s = self._planned_duration()
         self.http: aiohttp.ClientSession | None = None
         self.endpoint: Endpoint | None = None
-        self.monitor = ProcessMonitor()
-        self._monitored = False
         self.lag = HdrHistogram(1, 60_000_000, 2)
+        settings = scenario.health
+        self.health = HealthWatch(
+            transport,
+            HealthLog(health_log_path(log_dir, transport) if log_dir is not None else None),
+            sample_every=settings.sample_every,
+            warmup_s=settings.warmup_for(self.workload),
+            hang_after_s=settings.hang_after_for(self.workload),
+            per_session=transport != "stdio",
+            sessions=lambda: self.recorder.live_sessions(transport),
+            counters=self._counters,
+            servers=self._session_servers,
+        )
+        #: Bumped when the target is relaunched: sessions of an older generation are replaced.
+        self.generation = 0
+        #: Open sessions: their generation and, on stdio, their own server process.
+        self.live: dict[Session, tuple[int, TargetProcess | None]] = {}
+        #: stdio sessions whose server we killed (it hung): their end is no crash.
+        self.killed: set[Session] = set()
+        #: stdio: crashes whose relaunch (the next session) is still to be counted.
+        self.pending_restarts = 0
+        #: The load is over and the server idles (``health.idle``).
+        self.idling = False
 
     # -- plan -------------------------------------------------------------------------------
 
@@ -208,36 +240,46 @@ class _TransportRun:
         client_log = self.log_dir / f"client-{transport}.log" if self.log_dir is not None else None
         cpu_start = _cpu_s()
         wall_start = time.perf_counter()
-        async with (
-            start_target(
-                transport,
-                command=command,
-                url=url,
-                env=scenario.env_for(transport, port, self.python),
-                headers=target.headers,
-                ready_timeout=target.ready_timeout,
-                stderr_log=stderr_log,
-                port=port,
-            ) as endpoint,
-            _http_client(transport if not self.client.is_sdk else "stdio") as http,
-            _client_pool(self.client, client_log) as pool,
-            task_group() as tg,
-        ):
-            self.endpoint = endpoint
-            self.http = http
-            self.pool = pool
-            self.tg = tg
-            if endpoint.process is not None:
-                self._start_monitor(endpoint.process.pid)
-            if self.workload.model == "open":
-                await self._run_open()
-            else:
-                await self._run_closed()
-            await self._record_client_cost()
-            tg.cancel_scope.cancel()
-        self.recorder.finish_transport(transport, time.perf_counter_ns())
-        cpu_s = _cpu_s() - cpu_start
-        wall_s = time.perf_counter() - wall_start
+        try:
+            async with (
+                start_target(
+                    transport,
+                    command=command,
+                    url=url,
+                    env=scenario.env_for(transport, port, self.python),
+                    headers=target.headers,
+                    ready_timeout=target.ready_timeout,
+                    stderr_log=stderr_log,
+                    port=port,
+                    restart=target.restart,
+                ) as endpoint,
+                _http_client(transport if not self.client.is_sdk else "stdio") as http,
+                _client_pool(self.client, client_log) as pool,
+                task_group() as tg,
+            ):
+                self.endpoint = endpoint
+                self.http = http
+                self.pool = pool
+                self.tg = tg
+                supervisor = endpoint.supervisor
+                if supervisor is not None and supervisor.process is not None:
+                    supervisor.on_event = self._on_target_event
+                    self.health.offer(supervisor.process.pid)
+                    tg.start_soon(self._end_when_gone)
+                tg.start_soon(self.health.run, self._on_hang)
+                if self.workload.model == "open":
+                    await self._run_open()
+                else:
+                    await self._run_closed()
+                await self._record_client_cost()
+                # Measurement ends with the load; an idle period after it is the server's alone.
+                self.recorder.finish_transport(transport, time.perf_counter_ns())
+                cpu_s = _cpu_s() - cpu_start
+                wall_s = time.perf_counter() - wall_start
+                await self._idle()
+                tg.cancel_scope.cancel()
+        finally:
+            self.health.log.close()
         lag_p99_us = self.lag.get_value_at_percentile(99.0)
         busy = cpu_s / wall_s if wall_s > 0 else 0.0
         self.recorder.set_generator(
@@ -252,8 +294,9 @@ class _TransportRun:
             lag_max_us=self.lag.get_max_value(),
             in_flight_max=self.in_flight_max,
         )
-        if self._monitored:
-            self.recorder.set_server(transport, self.monitor.summary())
+        server, generator = self.health.sections()
+        self.recorder.set_server(transport, server)
+        self.recorder.set_generator_memory(transport, generator)
         self.progress.transport_done(transport)
 
     def _command(self, port: int | None) -> list[str] | None:
@@ -266,6 +309,7 @@ class _TransportRun:
                 json_response=target.json_response,
                 stateless=target.stateless,
                 delay_ms=target.delay_ms,
+                leak_kb_per_session=target.leak_kb_per_session,
             )
         return self.scenario.command_for(self.transport, port, self.python)
 
@@ -276,15 +320,100 @@ class _TransportRun:
         # transport can start now, set to the end of warm-up, before any call exists to race.
         self.recorder.reset(self.measure_start_ns, transport=self.transport)
         self.progress.transport_started(self.transport, self.planned_s, self.request_limit or None)
+        self.health.hang.reset()
+        self.tg.start_soon(self._mark_measuring)
         self.tg.start_soon(self._ticker)
         self.tg.start_soon(self._lag_probe)
         self.tg.start_soon(self._watch_interrupt)
         self.tg.start_soon(self._mark_cost)
 
-    def _start_monitor(self, pid: int) -> None:
-        if not self._monitored:
-            self._monitored = True
-            self.tg.start_soon(self.monitor.run, pid)
+    async def _mark_measuring(self) -> None:
+        await anyio.sleep(max(0.0, (self.measure_start_ns - time.perf_counter_ns()) / 1e9))
+        self.health.measuring()
+
+    def _counters(self) -> dict[str, list[Any]]:
+        return {stats.name: [stats.count, stats.ok, stats.errors, stats.silent] for stats in self.stats}
+
+    # -- the target's health ----------------------------------------------------------------
+
+    def _session_servers(self) -> list[int]:
+        """Server processes that could be watched: the launched one, or the open stdio sessions'."""
+        supervisor = self.endpoint.supervisor if self.endpoint is not None else None
+        if supervisor is not None and supervisor.process is not None:
+            return [supervisor.process.pid]
+        return [p.pid for _, p in self.live.values() if p is not None and p.returncode is None]
+
+    def _on_target_event(self, event: TargetEvent) -> None:
+        """The supervisor of a launched HTTP server saw it die, or relaunched it."""
+        self.health.event(event.kind, event.detail)
+        supervisor = self.endpoint.supervisor if self.endpoint is not None else None
+        if event.kind == "restart" and supervisor is not None and supervisor.process is not None:
+            # Sessions of the old server are unknown to the new one: replace them all.
+            self.generation += 1
+            self.health.hang.reset()
+            self.health.offer(supervisor.process.pid, replace=True)
+
+    async def _end_when_gone(self) -> None:
+        supervisor = self.endpoint.supervisor if self.endpoint is not None else None
+        assert supervisor is not None
+        await supervisor.gone.wait()
+        self._give_up("the target is gone")
+
+    def _give_up(self, why: str) -> None:
+        """The target died or hangs and is not relaunched: this transport's run ends here."""
+        if not self.stopping.is_set():
+            hint = "" if self.scenario.target.restart else "; set target.restart = true to relaunch it"
+            self.report.error = f"{why} at +{self.health.now_s():.0f}s; the run of {self.transport} ended there{hint}"
+            self.stopping.set()
+
+    def _on_hang(self, why: str) -> None:
+        if not self.scenario.target.restart:
+            self._give_up(f"the target hung ({why})")
+            return
+        supervisor = self.endpoint.supervisor if self.endpoint is not None else None
+        if supervisor is not None:
+            supervisor.kill()  # relaunched by the supervisor, which then reports the restart
+            return
+        # stdio: every session has its own server; replace them all, killing the hung ones.
+        for session, (_, process) in self.live.items():
+            if process is not None and process.returncode is None:
+                self.killed.add(session)
+                signal_group(process.pid, signal.SIGKILL)
+        self.pending_restarts += 1
+
+    def _session_ended(self, session: Session) -> None:
+        """A session whose channel closed under it: on stdio, its server died."""
+        if session.closed is None or self.transport != "stdio" or self.stopping.is_set():
+            return
+        if session in self.killed:
+            self.killed.discard(session)
+            return
+        self.health.event("crash", f"a session's server {session.closed.detail}")
+        if self.scenario.target.restart:
+            self.pending_restarts += 1
+        else:
+            self._give_up("the target crashed")
+
+    def _stale(self, session: AnySession) -> bool:
+        """Whether a worker should replace ``session``: closed (an SDK session: its transport
+        failed), or of a relaunched target's past."""
+        if isinstance(session, SdkSession):
+            return session.dead is not None
+        entry = self.live.get(session)
+        return session.closed is not None or (entry is not None and entry[0] < self.generation)
+
+    async def _idle(self) -> None:
+        """``health.idle``: after the load, the server stays up so long, still sampled."""
+        idle = self.scenario.health.idle
+        launched = self.endpoint is not None and self.endpoint.supervisor is not None
+        # stdio servers end with their sessions: there is nothing left to idle.
+        if idle <= 0 or not launched or not self.health.watching or self.control.interrupted.is_set():
+            return
+        self.health.idle(idle)
+        self.idling = True
+        self.progress.note(f"{self.transport}: load done; the server idles {format_duration(idle)}, still sampled")
+        await _sleep_unless(self.control.interrupted, idle)
+        self.health.sample()
 
     @asynccontextmanager
     async def _session(self) -> AsyncIterator[AnySession]:
@@ -306,6 +435,7 @@ class _TransportRun:
                     headers=endpoint.headers,
                     env=endpoint.env,
                     get_stream=self.workload.get_stream,
+                    delete_on_close=self.workload.close_sessions == "delete",
                 ) as channel,
                 open_session(channel, request_timeout=self.workload.request_timeout, on_anomaly=self._on_anomaly) as session,
             ):
@@ -315,10 +445,21 @@ class _TransportRun:
                     self.report.protocol_version = hello.protocol_version
                     self.report.server_info = hello.server_info
                     self.recorder.set_protocol_version(self.transport, hello.protocol_version)
-                if "pid" in channel.info:
-                    # stdio: every session is its own server process; sample the first one.
-                    self._start_monitor(channel.info["pid"])
-                yield session
+                process = channel.info.get("target")
+                if process is not None:
+                    # stdio: every session is its own server process; sample one at a time.
+                    self.health.offer(process.pid)
+                    if self.pending_restarts:
+                        self.pending_restarts -= 1
+                        self.health.event("restart", f"a new session's server, pid {process.pid}")
+                        self.health.hang.reset()
+                self.live[session] = (self.generation, process)
+                try:
+                    yield session
+                    self._session_ended(session)
+                finally:
+                    self.live.pop(session, None)
+                    self.killed.discard(session)
         except TargetError:
             self.recorder.record_session(self.transport, None, failed=True)
             raise
@@ -336,11 +477,12 @@ class _TransportRun:
                     self.report.protocol_version = hello.protocol_version
                     self.report.server_info = hello.server_info
                     self.recorder.set_protocol_version(self.transport, hello.protocol_version)
-                if self.transport == "stdio" and not self._monitored:
-                    # Every stdio session is a server process the SDK started; sample the first.
+                if self.transport == "stdio":
+                    # Every stdio session is a server process the SDK started; the health watch
+                    # samples one (it ignores the offer while it watches a live one).
                     pids = pool.server_pids()
                     if pids:
-                        self._start_monitor(pids[0])
+                        self.health.offer(pids[0])
                 yield session
         except TargetError:
             self.recorder.record_session(self.transport, None, failed=True)
@@ -422,6 +564,11 @@ class _TransportRun:
         finally:
             self.in_flight -= 1
             self._maybe_drained()
+        error = outcome.error
+        if error is None or error.kind.startswith("jsonrpc_"):
+            self.health.hang.answered(outcome.done_ns)
+        elif error.kind == "lost":
+            self.health.hang.lost_one()
         if intended_ns < self.measure_start_ns:
             return
         verdict = self.checkers[index].check(outcome, params, nonce, seed)
@@ -489,10 +636,11 @@ class _TransportRun:
                         return
                     await self._call(session, self.picker.pick(), now)
                     calls += 1
-                    if _ended(session):
-                        # The SDK client's session failed (its transport gave up): open a
-                        # new one, as an agent would, instead of failing every call at once.
-                        await _sleep_unless(self.stopping, REOPEN_BACKOFF_S)
+                    if self._stale(session):
+                        if _ended(session):
+                            # The SDK client's session failed (its transport gave up): open a
+                            # new one, as an agent would, instead of failing every call at once.
+                            await _sleep_unless(self.stopping, REOPEN_BACKOFF_S)
                         break
                     if think:
                         await _sleep_unless(self.stopping, think)
@@ -520,7 +668,14 @@ class _TransportRun:
 
     async def _run_open(self) -> None:
         cap = self.workload.max_in_flight
-        slots = [_Slot(limiter=anyio.CapacityLimiter(cap or math.inf)) for _ in range(self.workload.sessions)]
+        n = self.workload.sessions
+        churn = self.workload.churn
+        # The calls go round the sessions in turn, so with churn they would all reach their
+        # last call together and reconnect at once, leaving no session for the calls then
+        # due. Their first sessions retire early by different amounts, which spreads it out.
+        slots = [
+            _Slot(limiter=anyio.CapacityLimiter(cap or math.inf), head_start=k * churn // n) for k in range(n)
+        ]
         async with task_group() as tg:
             await tg.start(self._slot_worker, slots[0], True)
             for slot in slots[1:]:
@@ -592,7 +747,7 @@ class _TransportRun:
             async with slot.limiter:
                 self.queued -= 1
                 await self._call(session, index, intended_ns)
-            if _ended(session) and slot.session is session:
+            if slot.session is session and self._stale(session):
                 slot.session = None  # reopened by the slot's worker
                 slot.retire.set()
         finally:
@@ -611,7 +766,7 @@ class _TransportRun:
                 if session is None:
                     continue
                 slot.session = session
-                slot.calls = 0
+                slot.calls, slot.head_start = slot.head_start, 0
                 if not started and first_slot:
                     started = True
                     self._ready()
@@ -651,6 +806,10 @@ class _TransportRun:
     async def _ticker(self) -> None:
         interval_ns = 1_000_000_000
         next_tick = self.t0_ns + interval_ns
+        soak = self.scenario.soak
+        status_ns = int(soak.status_every * 1e9) if soak is not None else 0
+        next_status = self.measure_start_ns + status_ns
+        calls_at_status = 0
         while True:
             await anyio.sleep(max(0.0, (next_tick - time.perf_counter_ns()) / 1e9))
             now = time.perf_counter_ns()
@@ -665,8 +824,36 @@ class _TransportRun:
                 # Also ends a closed run in which no call was due (idle stages). The open
                 # model's schedule ends itself, so no call due before the end is refused.
                 self.stopping.set()
-            self.progress.tick(self.transport, (now - self.measure_start_ns) / 1e9, not measuring, self.recorder)
+            if not self.idling:
+                self.progress.tick(self.transport, (now - self.measure_start_ns) / 1e9, not measuring, self.recorder)
+            if status_ns and now >= next_status:
+                figures = self._status(now, calls_at_status, status_ns + now - next_status)
+                calls_at_status = figures["calls"]
+                self.progress.status(self.transport, figures)
+                next_status = max(next_status + status_ns, now)
             next_tick += interval_ns
+
+    def _status(self, now_ns: int, calls_before: int, period_ns: int) -> dict[str, Any]:
+        """What a soak's status line says: progress, failures, server and generator health."""
+        live = self.recorder.live(self.transport)
+        server = self.health.monitor.last if self.health.watching else None
+        counts = self.health.counts
+        return {
+            "elapsed_s": (now_ns - self.measure_start_ns) / 1e9,
+            "planned_s": self.planned_s,
+            "calls": live.calls,
+            "rate": (live.calls - calls_before) / (period_ns / 1e9) if period_ns > 0 else 0.0,
+            "errors": live.errors,
+            "silent": live.silent,
+            "sessions": self.recorder.live_sessions(self.transport),
+            "server_rss": server[1] if server else None,
+            "server_fds": server[3] if server else None,
+            "server_threads": server[4] if server else None,
+            "crashes": counts["crash"],
+            "hangs": counts["hang"],
+            "restarts": counts["restart"],
+            "generator_rss": self.health.generator_rss,
+        }
 
     async def _lag_probe(self) -> None:
         # The event loop's scheduling lag: how late a 10 ms sleep wakes up. A generator whose
@@ -685,6 +872,8 @@ class _Slot:
 
     session: AnySession | None = None
     calls: int = 0
+    #: Calls counted against the first session before it makes any (see ``_run_open``).
+    head_start: int = 0
     in_flight: int = 0
     retire: anyio.Event = field(default_factory=anyio.Event)
     idle: anyio.Event = field(default_factory=anyio.Event)

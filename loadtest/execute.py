@@ -42,6 +42,15 @@ class RunOutcome:
     def thresholds_passed(self) -> bool:
         return all(item["passed"] for item in self.document["thresholds"])
 
+    @property
+    def target_failures(self) -> int:
+        """How often a launched target crashed, hung or could not be relaunched: each fails the run."""
+        total = 0
+        for section in (self.document.get("transports") or {}).values():
+            health = (section.get("server") or {}).get("health") or {}
+            total += sum(int(health.get(key) or 0) for key in ("crashes", "hangs", "restart_failures"))
+        return total
+
 
 async def execute(
     scenario: Scenario,

@@ -117,7 +117,8 @@ def latency_summary(hist: Any) -> dict[str, Any]:
     return out
 
 
-def _encode(hist: Any) -> str:
+def encode_histogram(hist: Any) -> str:
+    """A histogram as HdrHistogram V2 base64 text (run.json's ``hdr``, the interval logs)."""
     return str(hist.encode().decode("ascii"))
 
 
@@ -263,8 +264,8 @@ class OpStats:
             "errors": dict(self.errors),
             "silent": dict(self.silent),
             "latency_us": latency_summary(corrected),
-            "hdr": _encode(corrected),
-            "hdr_uncorrected": _encode(uncorrected),
+            "hdr": encode_histogram(corrected),
+            "hdr_uncorrected": encode_histogram(uncorrected),
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
             "rate": round(self.count / measured_s, 3) if measured_s > 0 else 0.0,
@@ -474,6 +475,10 @@ class Recorder:
         """Which client made this transport's calls, and its CPU per measured call."""
         self._transport(transport).client = dict(stats)
 
+    def set_generator_memory(self, transport: str, stats: Mapping[str, Any]) -> None:
+        """The generator's own memory while this transport was measured (added to ``generator``)."""
+        self._transport(transport).generator.update(stats)
+
     def set_server(self, transport: str, stats: Mapping[str, Any]) -> None:
         """The target's resource usage (a :class:`~loadtest.targets.monitor.ProcessMonitor` summary)."""
         self._transport(transport).server = dict(stats)
@@ -513,7 +518,7 @@ class Recorder:
             ):
                 if log is not None:
                     log.write(
-                        f"Tag={tag},{start_s:.3f},{length_s:.3f},{hist.get_max_value() / 1000:.3f},{_encode(hist)}\n"
+                        f"Tag={tag},{start_s:.3f},{length_s:.3f},{hist.get_max_value() / 1000:.3f},{encode_histogram(hist)}\n"
                     )
                 if hist.total_count:
                     total.add(hist)
@@ -615,6 +620,11 @@ class Recorder:
     def transports(self) -> list[str]:
         return list(self._transports)
 
+    def live_sessions(self, transport: str) -> int:
+        """Sessions opened so far on ``transport``."""
+        t = self._transports.get(transport)
+        return 0 if t is None else t.sessions_opened
+
     def live(self, transport: str) -> LiveStats:
         """Progress figures for ``transport`` (rate and p99 are those of the last interval)."""
         t = self._transports.get(transport)
@@ -677,6 +687,7 @@ __all__ = [
     "LiveStats",
     "OpStats",
     "Recorder",
+    "encode_histogram",
     "latency_summary",
     "mean",
     "new_histogram",

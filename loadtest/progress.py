@@ -1,14 +1,18 @@
 """Live progress on stderr: one redrawn line on a terminal, plain periodic lines elsewhere.
 
 Plain lines are for CI logs and ``--no-progress``: one when a transport starts, one every
-``plain_every_s`` seconds, one when it ends; nothing that needs a terminal to read.
+``plain_every_s`` seconds, one when it ends; nothing that needs a terminal to read. A soak
+adds a status line every ``soak.status_every`` (on a terminal too): time, calls, failures,
+sessions, the server's memory, descriptors and threads, crashes and restarts, and the
+generator's own memory, so that an hours-long job's log tells how it went.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from datetime import datetime, timezone
+from typing import Any, TextIO
 
 from loadtest.driver import Progress
 from loadtest.metrics import Recorder
@@ -81,7 +85,33 @@ class TerminalProgress(Progress):
         self._clear()
         self._write(text + "\n")
 
+    def status(self, transport: str, figures: dict[str, Any]) -> None:
+        self.note(format_status(transport, figures))
+
     def _clear(self) -> None:
         if self._drawn:
             self._write("\r\033[K")
             self._drawn = False
+
+
+def _mib(value: Any) -> str:
+    return "-" if value is None else f"{value / 2**20:.1f} MiB"
+
+
+def format_status(transport: str, f: dict[str, Any]) -> str:
+    """One soak status line: ``[status <UTC>] http +12m0s/1h0m0s calls 60 (0.1/s) ...``."""
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    planned = f"/{format_duration(f['planned_s'])}" if f.get("planned_s") else ""
+    parts = [
+        f"[status {now}] {transport} +{format_duration(max(0.0, f['elapsed_s']))}{planned}",
+        f"calls {f['calls']} ({f['rate']:.2f}/s)",
+        f"errors {f['errors']}",
+        f"silent {f['silent']}",
+        f"sessions {f['sessions']}",
+    ]
+    if f.get("server_rss") is not None:
+        fds = "-" if f.get("server_fds") is None else f["server_fds"]
+        parts.append(f"server RSS {_mib(f['server_rss'])} fds {fds} threads {f.get('server_threads')}")
+    parts.append(f"crashes {f['crashes']} hangs {f['hangs']} restarts {f['restarts']}")
+    parts.append(f"generator RSS {_mib(f.get('generator_rss'))}")
+    return "  ".join(parts)

@@ -39,8 +39,10 @@ __all__ = [
     "METHODS",
     "TRANSPORTS",
     "Expect",
+    "Health",
     "Op",
     "Scenario",
+    "Soak",
     "Stage",
     "Target",
     "Workload",
@@ -64,7 +66,7 @@ _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _TOML_WHERE = re.compile(r"\s*\((?:at line (\d+), column (\d+)|at end of document)\)\s*$")
 
-_TOP_KEYS = ("name", "description", "transports", "target", "workload", "ops", "thresholds")
+_TOP_KEYS = ("name", "description", "transports", "target", "workload", "ops", "thresholds", "health", "soak")
 _TARGET_KEYS = (
     "reference",
     "command",
@@ -76,8 +78,10 @@ _TARGET_KEYS = (
     "stateless",
     "delay_ms",
     "transport_names",
+    "restart",
+    "leak_kb_per_session",
 )
-_REFERENCE_ONLY = ("json_response", "stateless", "delay_ms")
+_REFERENCE_ONLY = ("json_response", "stateless", "delay_ms", "leak_kb_per_session")
 _WORKLOAD_KEYS = (
     "model",
     "sessions",
@@ -92,7 +96,11 @@ _WORKLOAD_KEYS = (
     "request_timeout",
     "connect_timeout",
     "stages",
+    "close_sessions",
 )
+_CLOSE_SESSIONS = ("delete", "abandon")
+_HEALTH_KEYS = ("sample_every", "warmup", "idle", "hang_after")
+_SOAK_KEYS = ("status_every",)
 _STAGE_KEYS = ("duration", "rate", "sessions")
 _OP_KEYS = (
     "name",
@@ -123,6 +131,10 @@ DEFAULT_WARMUP_S = 1.0
 DEFAULT_REQUEST_TIMEOUT_S = 30.0
 DEFAULT_CONNECT_TIMEOUT_S = 20.0
 DEFAULT_READY_TIMEOUT_S = 20.0
+DEFAULT_SAMPLE_EVERY_S = 1.0
+DEFAULT_STATUS_EVERY_S = 60.0
+#: The default memory warm-up: the call warm-up plus this share of the planned duration.
+HEALTH_WARMUP_SHARE = 0.2
 
 # --------------------------------------------------------------------------------------------
 # Placeholders: decided once at load time, so that rendering a request on the hot path is a
@@ -309,6 +321,11 @@ class Target:
     #: What ``{transport}`` becomes per transport, for servers with their own names for them
     #: (e.g. ``{ http = "streamableHttp" }``); default stdio, sse, streamable-http.
     transport_names: dict[str, str] = field(default_factory=dict)
+    #: A launched target that dies or hangs is launched again (restarts counted), instead of
+    #: ending the transport's run there.
+    restart: bool = False
+    #: Reference server: keep this many KiB per HTTP session, forever (a deliberate leak).
+    leak_kb_per_session: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -323,6 +340,11 @@ class Target:
             out["transport_names"] = dict(self.transport_names)
         if self.reference:
             out.update(json_response=self.json_response, stateless=self.stateless, delay_ms=self.delay_ms)
+        # Only when set, so that the scenario hash of every scenario without them is unchanged.
+        if self.restart:
+            out["restart"] = True
+        if self.leak_kb_per_session:
+            out["leak_kb_per_session"] = self.leak_kb_per_session
         return out
 
 
@@ -365,6 +387,10 @@ class Workload:
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S
     stages: tuple[Stage, ...] = ()
+    #: How a session ends: ``delete`` (Streamable HTTP sends DELETE, as the spec asks) or
+    #: ``abandon`` (it is just dropped). Legacy SSE and stdio sessions end by dropping the
+    #: stream or closing stdin either way.
+    close_sessions: Literal["delete", "abandon"] = "delete"
 
     @property
     def total_duration(self) -> float | None:
@@ -395,7 +421,55 @@ class Workload:
             "request_timeout": self.request_timeout,
             "connect_timeout": self.connect_timeout,
             "stages": [stage.to_dict() for stage in self.stages],
+            # Only when set: the hash of every scenario without it stays what it was.
+            **({"close_sessions": self.close_sessions} if self.close_sessions != "delete" else {}),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """How a launched target's health is watched (``[health]``); times in seconds."""
+
+    #: Time between samples of the target's memory, CPU, descriptors and threads.
+    sample_every: float = DEFAULT_SAMPLE_EVERY_S
+    #: Time after each server start left out of the memory slopes; None: the call warm-up
+    #: plus a fifth of the planned duration (see :meth:`warmup_for`).
+    warmup: float | None = None
+    #: After the load, keep the server up this long and sample what it gives back.
+    idle: float = 0.0
+    #: No answer for this long, with calls lost meanwhile, is a hang; None: three request
+    #: timeouts, at least a minute (see :meth:`hang_after_for`).
+    hang_after: float | None = None
+
+    def warmup_for(self, workload: Workload) -> float:
+        if self.warmup is not None:
+            return self.warmup
+        planned = workload.total_duration or 0.0
+        return workload.warmup + HEALTH_WARMUP_SHARE * planned
+
+    def hang_after_for(self, workload: Workload) -> float:
+        if self.hang_after is not None:
+            return self.hang_after
+        return max(60.0, 3 * workload.request_timeout)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sample_every": self.sample_every,
+            "warmup": self.warmup,
+            "idle": self.idle,
+            "hang_after": self.hang_after,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Soak:
+    """Soak mode (``[soak]``): hours at a low rate, with a status line for the job's log."""
+
+    #: Time between one-line status reports (progress, server and generator memory).
+    status_every: float = DEFAULT_STATUS_EVERY_S
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status_every": self.status_every}
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,6 +484,9 @@ class Scenario:
     workload: Workload
     ops: tuple[Op, ...]
     thresholds: tuple[Threshold, ...] = ()
+    health: Health = field(default_factory=Health)
+    #: Soak mode, when the scenario has a ``[soak]`` table.
+    soak: Soak | None = None
 
     @property
     def weights(self) -> tuple[float, ...]:
@@ -453,18 +530,21 @@ class Scenario:
             "workload": self.workload.to_dict(),
             "ops": [op.to_dict() for op in self.ops],
             "thresholds": [t.expr for t in self.thresholds],
+            # Only when given, so that run.json of a scenario without them is as it was.
+            **({"health": self.health.to_dict()} if self.health != Health() else {}),
+            **({"soak": self.soak.to_dict()} if self.soak is not None else {}),
         }
 
     @property
     def scenario_hash(self) -> str:
         """Identifies what was measured: equal hashes mean comparable runs.
 
-        Labels (name, description, source) and the pass/fail thresholds are left out: renaming a
-        file or tightening a threshold does not change the measurement.
+        Labels (name, description, source), the pass/fail thresholds and how health is watched
+        (``health``, ``soak``) are left out: they do not change the measurement.
         """
         data = self.to_dict()
-        for key in ("name", "description", "source", "thresholds"):
-            data.pop(key)
+        for key in ("name", "description", "source", "thresholds", "health", "soak"):
+            data.pop(key, None)
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -692,6 +772,9 @@ def _apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any], file: s
         for other in ("command", "url", "reference", *_REFERENCE_ONLY):
             if f"target.{other}" not in cli_keys:
                 target.pop(other, None)
+        if "target.url" in cli_keys:
+            # Nothing to relaunch at a URL.
+            target.pop("restart", None)
     workload = data.get("workload")
     if isinstance(workload, dict):
         # `--requests 1000` means "make 1000 calls", not "at most 1000 within the file's 10s";
@@ -725,6 +808,8 @@ def _build(ctx: _Context, data: dict[str, Any], *, source: str, stem: str) -> Sc
     else:
         ctx.fail("ops", 'no operations; add at least one [[ops]] table (e.g. method = "ping")')
     thresholds = _thresholds(ctx, data.get("thresholds", []), ops)
+    health = _health(ctx, _table(ctx, data.get("health", {}), "health"))
+    soak = _soak(ctx, _table(ctx, data["soak"], "soak")) if "soak" in data else None
     return Scenario(
         name=name,
         description=description,
@@ -734,6 +819,31 @@ def _build(ctx: _Context, data: dict[str, Any], *, source: str, stem: str) -> Sc
         workload=workload,
         ops=ops,
         thresholds=thresholds,
+        health=health,
+        soak=soak,
+    )
+
+
+def _health(ctx: _Context, table: dict[str, Any]) -> Health:
+    _check_keys(ctx, table, _HEALTH_KEYS, "health.")
+    return Health(
+        sample_every=_duration(
+            ctx, table.get("sample_every", DEFAULT_SAMPLE_EVERY_S), "health.sample_every", positive=True
+        ),
+        warmup=_duration(ctx, table["warmup"], "health.warmup") if "warmup" in table else None,
+        idle=_duration(ctx, table.get("idle", 0.0), "health.idle"),
+        hang_after=(
+            _duration(ctx, table["hang_after"], "health.hang_after", positive=True) if "hang_after" in table else None
+        ),
+    )
+
+
+def _soak(ctx: _Context, table: dict[str, Any]) -> Soak:
+    _check_keys(ctx, table, _SOAK_KEYS, "soak.")
+    return Soak(
+        status_every=_duration(
+            ctx, table.get("status_every", DEFAULT_STATUS_EVERY_S), "soak.status_every", positive=True
+        )
     )
 
 
@@ -855,6 +965,9 @@ def _target(ctx: _Context, table: dict[str, Any]) -> Target:
         if name not in ("stdio", "sse", "http"):
             ctx.fail(key, "expected stdio, sse or http")
         transport_names[name] = _string(ctx, value, key)
+    restart = _bool(ctx, table.get("restart", False), "target.restart")
+    if restart and url is not None:
+        ctx.fail("target.restart", "applies to a launched target (reference or command), not a running server at a URL")
 
     return Target(
         reference=reference,
@@ -870,6 +983,8 @@ def _target(ctx: _Context, table: dict[str, Any]) -> Target:
         stateless=_bool(ctx, table.get("stateless", False), "target.stateless"),
         delay_ms=_number(ctx, table.get("delay_ms", 0.0), "target.delay_ms"),
         transport_names=transport_names,
+        restart=restart,
+        leak_kb_per_session=_int(ctx, table.get("leak_kb_per_session", 0), "target.leak_kb_per_session"),
     )
 
 
@@ -967,7 +1082,18 @@ def _workload(ctx: _Context, table: dict[str, Any]) -> Workload:
             positive=True,
         ),
         stages=tuple(stages),
+        close_sessions=_close_sessions(ctx, table.get("close_sessions", "delete")),
     )
+
+
+def _close_sessions(ctx: _Context, value: Any) -> Literal["delete", "abandon"]:
+    if value not in _CLOSE_SESSIONS:
+        ctx.fail(
+            "workload.close_sessions",
+            f'expected "delete" or "abandon", got {_got(value)}{_did_you_mean(value, _CLOSE_SESSIONS)}',
+        )
+    closing: Literal["delete", "abandon"] = "delete" if value == "delete" else "abandon"
+    return closing
 
 
 def _stage(ctx: _Context, raw: Any, key: str, model: str) -> Stage:

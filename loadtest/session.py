@@ -34,6 +34,10 @@ from loadtest.transports.base import (
 _SEQ_BITS = 24
 _SEQ_MASK = (1 << _SEQ_BITS) - 1
 _session_numbers = itertools.count(1)
+#: Request ids remembered per kind (settled, timed out, failed) for classifying late answers.
+#: Bounded, so that a session open for hours keeps constant memory; an answer later than this
+#: many others is classified as if its request were unknown.
+_REMEMBERED = 4096
 DEFAULT_REQUEST_TIMEOUT_S = 30.0
 
 
@@ -109,12 +113,17 @@ class Session:
     _pending: dict[int, _Waiter] = field(default_factory=dict)
     #: Methods of settled requests, to name the op of a late duplicate; bounded.
     _settled: dict[int, str] = field(default_factory=dict)
-    _timed_out: set[int] = field(default_factory=set)
+    _timed_out: dict[int, None] = field(default_factory=dict)
     #: Requests the transport failed loudly: an answer that still comes is no duplicate.
-    _failed: set[int] = field(default_factory=set)
+    _failed: dict[int, None] = field(default_factory=dict)
     #: Op names of pending requests (see ``request(label=...)``).
     _labels: dict[int, str] = field(default_factory=dict)
     _closed: CallError | None = None
+
+    @property
+    def closed(self) -> CallError | None:
+        """Why the channel closed under this session (server gone, stream ended), if it did."""
+        return self._closed
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -160,7 +169,7 @@ class Session:
         if not waiter.event.is_set():
             self._pending.pop(request_id, None)
             self._labels.pop(request_id, None)
-            self._timed_out.add(request_id)
+            _remember(self._timed_out, request_id, None)
             outcome.done_ns = time.perf_counter_ns()
             outcome.error = CallError("lost", "no answer by the deadline, and no transport error", silent=True)
             if method != "initialize":  # the spec forbids cancelling initialize
@@ -250,9 +259,7 @@ class Session:
             )
         else:
             outcome.error = CallError("malformed", f"response has neither result nor error: {str(message)[:200]}", True)
-        self._settled[request_id] = self._labels.pop(request_id, outcome.method)
-        if len(self._settled) > 4096:
-            del self._settled[next(iter(self._settled))]
+        _remember(self._settled, request_id, self._labels.pop(request_id, outcome.method))
         waiter.event.set()
 
     def _stray(self, request_id: Any, message: Message) -> None:
@@ -261,12 +268,12 @@ class Session:
             self._anomaly("misrouted", None, f"answer to id {request_id!r}, which this session never sent", True)
         elif request_id in self._timed_out:
             # Already counted as lost; its late arrival is worth knowing but is no new failure.
-            self._timed_out.discard(request_id)
+            self._timed_out.pop(request_id, None)
             self._anomaly("late", None, f"answer to id {request_id} arrived after its deadline", False)
         elif request_id in self._failed:
             # The transport already failed this request loudly (say, its POST broke), yet the
             # server answered it on another stream: a first answer, not a second one.
-            self._failed.discard(request_id)
+            self._failed.pop(request_id, None)
             self._anomaly("late", None, f"answer to id {request_id} arrived after the transport reported it failed", False)
         else:
             self._anomaly("duplicate", self._settled.get(request_id), f"second answer to id {request_id}", True)
@@ -291,7 +298,7 @@ class Session:
         failure = CallError(error.kind, error.detail, silent=False)
         if error.request_id is not None and (waiter := self._pending.pop(error.request_id, None)) is not None:
             self._labels.pop(error.request_id, None)
-            self._failed.add(error.request_id)
+            _remember(self._failed, error.request_id, None)
             waiter.outcome.error = failure
             waiter.outcome.done_ns = time.perf_counter_ns()
             waiter.event.set()
@@ -312,6 +319,12 @@ class Session:
     def _anomaly(self, kind: str, method: str | None, detail: str, silent: bool) -> None:
         if self.on_anomaly is not None:
             self.on_anomaly(Anomaly(kind, method, detail, silent))
+
+
+def _remember(kept: dict[int, Any], request_id: int, value: Any) -> None:
+    kept[request_id] = value
+    if len(kept) > _REMEMBERED:
+        del kept[next(iter(kept))]
 
 
 @asynccontextmanager

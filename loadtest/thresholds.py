@@ -11,6 +11,9 @@ METRIC
     a bare number is milliseconds. ``error_rate``: loud plus silent failures over calls; VALUE is
     ``"0.1%"`` or a fraction ``0.001``. ``errors`` (loud), ``silent_failures``, ``calls``: counts.
     ``rate``: calls/s; VALUE ``100`` or ``"100/s"``.
+    Per transport, from the launched target's health (``server.health``): ``rss_slope``, its
+    memory growth after warm-up in MB/h, and ``rss_per_1k_sessions``, in MB per 1000 sessions;
+    VALUE a number (``"10"``, ``"10MB/h"``, ``"1MB"``). Their scope is a transport, never an op.
 OP
     ``< <= > >= == !=``
 
@@ -40,8 +43,10 @@ _LATENCY = {
     "mean": "mean",
 }
 _COUNTS = ("errors", "silent_failures", "calls")
+#: Transport-level metrics: their key in ``server.health`` and their unit.
+_HEALTH = {"rss_slope": ("rss_slope_mb_per_h", "MB/h"), "rss_per_1k_sessions": ("rss_per_1k_sessions_mb", "MB")}
 #: Every metric name a threshold may use (aliases included).
-METRICS: tuple[str, ...] = (*_LATENCY, "error_rate", *_COUNTS, "rate")
+METRICS: tuple[str, ...] = (*_LATENCY, "error_rate", *_COUNTS, "rate", *_HEALTH)
 
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
@@ -73,6 +78,8 @@ class Threshold:
         """The unit ``value`` (and measured values) are in: ``"ms"``, ``"/s"`` or ``""``."""
         if self.metric in _LATENCY.values():
             return "ms"
+        if self.metric in _HEALTH:
+            return _HEALTH[self.metric][1]
         return "/s" if self.metric == "rate" else ""
 
     @property
@@ -149,6 +156,8 @@ def parse_threshold(expr: str) -> Threshold:
         raise ValueError(f"missing value after {op!r} in {expr!r}")
     metric = _LATENCY.get(metric_key, metric_key)
     transport, op_name = _parse_scope(scope, expr)
+    if metric in _HEALTH and op_name is not None:
+        raise ValueError(f"{metric} is measured per transport, not per op; scope it like 'http:', not {scope!r}, in {expr!r}")
     value = _parse_value(metric, value_text, expr)
     return Threshold(
         expr=expr.strip(), metric=metric, op=op, value=value, transport=transport, op_name=op_name
@@ -176,6 +185,9 @@ def _parse_value(metric: str, text: str, expr: str) -> float:
             return _parse_fraction(text)
         if metric == "rate":
             return parse_rate(text)
+        if metric in _HEALTH:
+            unit = _HEALTH[metric][1]
+            return float(text[: -len(unit)].strip() if text.endswith(unit) else text)
         count = float(text)
     except ValueError as exc:
         raise ValueError(f"{metric} in {expr!r}: {exc}") from None
@@ -264,11 +276,25 @@ def evaluate(
     ]
 
 
+def _health_value(metric: str, section: Any) -> float | None:
+    server = section.get("server") if isinstance(section, Mapping) else None
+    health = server.get("health") if isinstance(server, Mapping) else None
+    value = health.get(_HEALTH[metric][0]) if isinstance(health, Mapping) else None
+    return None if value is None else float(value)
+
+
 def _evaluate_one(threshold: Threshold, transports: Mapping[str, Any]) -> ThresholdResult:
     checks: list[ScopeCheck] = []
     no_data: list[str] = []
     for transport, section in transports.items():
         if threshold.transport is not None and transport != threshold.transport:
+            continue
+        if threshold.metric in _HEALTH:
+            value = _health_value(threshold.metric, section)
+            if value is None:
+                no_data.append(transport)
+            else:
+                checks.append(ScopeCheck(transport, value, threshold.passes(value)))
             continue
         ops = section.get("ops") if isinstance(section, Mapping) else None
         if not isinstance(ops, Mapping):
@@ -301,6 +327,11 @@ def _evaluate_one(threshold: Threshold, transports: Mapping[str, Any]) -> Thresh
 
 
 def _nothing_reason(threshold: Threshold, transports: Mapping[str, Any], no_data: list[str]) -> str:
+    if no_data and threshold.metric in _HEALTH:
+        return (
+            f"no {threshold.metric} measured in {', '.join(no_data)} (no launched server, or too few"
+            " samples after warm-up: see server.health.reason)"
+        )
     if no_data:
         return f"no {threshold.metric} measured in {', '.join(no_data)} (no successful calls)"
     if threshold.transport is not None and threshold.transport not in transports:

@@ -176,6 +176,8 @@ async def test_no_such_process() -> None:
         "threads_peak": None,
         "processes_peak": 0,
         "samples": [],
+        "sample_sessions": [],
+        "sample_segments": [],
     }
 
 

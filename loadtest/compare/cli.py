@@ -16,11 +16,13 @@ from typing import ParamSpec, TypeVar
 
 import click
 
-from loadtest.compare.model import MATRIX_FILE, Side, load_side, matrix_sides
+from loadtest.compare.model import MATRIX_FILE, Run, Side, load_side, matrix_sides
 from loadtest.compare.terminal import render_comparison
 from loadtest.compare.verdicts import DEFAULT_ALPHA, DEFAULT_MIN_EFFECT, Comparison, compare_sides
 from loadtest.errors import LoadtestError, UsageError
+from loadtest.recovery import PARTIAL_NOTE, can_rebuild, rebuild_run
 from loadtest.report.terminal import Style, render_summary
+from loadtest.results import RUN_FILE
 
 __all__ = ["compare_command", "parse_fraction", "report_command", "write_reports"]
 
@@ -159,11 +161,19 @@ def compare_command(
 @click.option("--html", type=_OUT, metavar="F", help="Write a self-contained HTML report with plots.")
 @_friendly
 def report_command(run: Path, html: Path | None) -> None:
-    """Print RUN's summary table again, and write its HTML report with --html."""
-    side = load_side([run])
-    if len(side.runs) != 1:
-        raise UsageError(f"{run}: holds {len(side.runs)} runs; report takes one run directory (use compare for groups)")
-    (single,) = side.runs
+    """Print RUN's summary table again, and write its HTML report with --html.
+
+    A run that was killed before it wrote run.json is rebuilt from its interval and health
+    logs, and said to be partial.
+    """
+    if run.is_dir() and not (run / RUN_FILE).exists() and can_rebuild(run):
+        single = Run(run, rebuild_run(run), run.name)
+        click.echo(f"{run}: {PARTIAL_NOTE}", err=True)
+    else:
+        side = load_side([run])
+        if len(side.runs) != 1:
+            raise UsageError(f"{run}: holds {len(side.runs)} runs; report takes one run directory (use compare for groups)")
+        (single,) = side.runs
     click.echo(render_summary(single.document, _style()))
     if html is not None:
         from loadtest.report.html import render_html_run

@@ -3,7 +3,9 @@
 For a comparison: percentile-distribution curves (the HdrHistogram "nines" axis, log latency)
 overlaying A and B per transport x op, latency and throughput per second, server memory over
 time, then the tables. For a single run (``mcp-loadtest report RUN --html F``) the same plots
-with one side. A few lines of inline script only mark the page ready (``document.title``) and
+with one side, and the server's health where it was watched: the verdict and its figures,
+crashes and restarts, memory against sessions opened, descriptors and threads, and the
+generator's own memory. A few lines of inline script only mark the page ready (``document.title``) and
 let the reader fold the unchanged rows away; the page reads the same without them.
 """
 
@@ -50,6 +52,7 @@ svg.chart text.n{fill:#8c959f;font-size:14px}svg.chart rect.plot{fill:none;strok
 svg.chart line.g{stroke:#eaeef2}
 .silent{background:#ffebe9;border:2px solid #cf222e;padding:8px 12px;border-radius:6px}
 .muted{color:#57606a}code{background:#f6f8fa;padding:1px 4px;border-radius:4px}
+table.wrap td{white-space:normal;max-width:1000px}
 """
 
 _SCRIPT = """
@@ -182,8 +185,11 @@ def _time_charts(sides: Sequence[_SideView], transports: Sequence[str]) -> list[
                 latency.append(Series(f"{side.name} p99", side.colour, [(t, p99) for t, _, _, p99 in rows], legend=first))
                 latency.append(Series(f"{side.name} p50", side.colour, [(t, p50) for t, _, p50, _ in rows], dashed=True, legend=first))
                 rate.append(Series(side.name, side.colour, [(t, r) for t, r, _, _ in rows], legend=first))
-                samples = ((run.transports.get(transport) or {}).get("server") or {}).get("samples") or []
-                memory.append(Series(side.name, side.colour, [(float(s[0]), float(s[1]) / 2**20) for s in samples if len(s) > 1], legend=first))
+                server = (run.transports.get(transport) or {}).get("server") or {}
+                # Seconds from the start of measurement, as the latency plots (warm-up < 0).
+                shift = float((server.get("health") or {}).get("measure_start_s") or 0.0)
+                samples = server.get("samples") or []
+                memory.append(Series(side.name, side.colour, [(float(s[0]) - shift, float(s[1]) / 2**20) for s in samples if len(s) > 1 and s[1] is not None], legend=first))
         charts.append(line_chart(f"{transport}: latency per second (all ops)", latency, x_label="seconds", y_label="latency", log_y=True, y_format=format_latency_us))
         charts.append(line_chart(f"{transport}: throughput", rate, x_label="seconds", y_label="calls/s", y_zero=True))
         charts.append(line_chart(f"{transport}: server memory (RSS)", memory, x_label="seconds", y_label="MiB", y_format=lambda v: f"{v:g}"))
@@ -306,6 +312,8 @@ def render_html_run(run: Run) -> str:
         f"<p class=muted>{escape(str(run.path))} · started {escape(str(meta.get('started', '?')))} · "
         f"{escape(run.sdk or 'unknown SDK')} · {escape(str(meta.get('cpu_model', '?')))}, {escape(str(meta.get('cores', '?')))} cores</p>",
     ]
+    if document.get("partial"):
+        body.append(f'<p class="silent">Partial run: {escape(str(document["partial"]))}.</p>')
     totals = document.get("totals") or {}
     silent = totals.get("silent_failures", 0)
     body.append(
@@ -334,6 +342,7 @@ def render_html_run(run: Run) -> str:
     body.append('<div class="charts">' + "".join(charts) + "</div>")
     body.append("<h2>Over time</h2>")
     body.append('<div class="charts">' + "".join(_time_charts([_SideView("run", _COLOURS[0], [run])], transports)) + "</div>")
+    body.extend(_health_html(run, transports))
     checks = document.get("checks") or []
     if checks:
         body.append("<h2>Conformance checks</h2><table><thead><tr><th class=l>check</th><th class=l>status</th><th class=l>observed</th></tr></thead><tbody>")
@@ -342,6 +351,64 @@ def render_html_run(run: Run) -> str:
             body.append(f"<tr><td class=l><code>{escape(str(check.get('id')))}</code></td><td class=l>{escape(str(check.get('status')))}</td><td class=l>{escape(str(observed))}</td></tr>")
         body.append("</tbody></table>")
     return _page(f"mcp-loadtest run {run.name}", body)
+
+
+def _health_rows(health: Mapping[str, Any]) -> list[tuple[str, str]]:
+    fds, threads, idle = health.get("fds") or {}, health.get("threads") or {}, health.get("idle") or {}
+
+    def num(value: Any, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    rows = [
+        ("verdict", f"{health.get('verdict', 'unknown')}: {health.get('reason', '')}"),
+        ("RSS slope after warm-up", f"{num(health.get('rss_slope_mb_per_h'), '+.2f')} MB/h (warm-up {num(health.get('warmup_s'), 'g')}s, window {num(health.get('window_s'), 'g')}s)"),
+        ("RSS per 1000 sessions", f"{num(health.get('rss_per_1k_sessions_mb'), '+.3f')} MB over {num(health.get('sessions_in_window'), 'd')} sessions; released: {health.get('sessions_released')}"),
+        ("open descriptors", f"{fds.get('start')} → {fds.get('end')} (peak {fds.get('peak')}; {num(fds.get('per_1k_sessions'), '+g')} per 1000 sessions)"),
+        ("threads", f"{threads.get('start')} → {threads.get('end')} (peak {threads.get('peak')})"),
+        ("crashes, hangs, restarts", f"{health.get('crashes', 0)}, {health.get('hangs', 0)}, {health.get('restarts', 0)}"),
+    ]
+    if idle.get("rss_after_bytes") is not None:
+        rows.append(("after the idle period", f"{idle['duration_s']:g}s: RSS {-idle['released_bytes'] / 2**20:+.2f} MB, descriptors {idle.get('fds_before')} → {idle.get('fds_after')}"))
+    return rows
+
+
+def _health_html(run: Run, transports: Sequence[str]) -> list[str]:
+    """Server health per transport: figures, events, and memory against sessions, descriptors, threads."""
+    sections = {t: (run.transports.get(t) or {}) for t in transports}
+    if not any((s.get("server") or {}).get("health") for s in sections.values()):
+        return []
+    body = ["<h2>Server health</h2>"]
+    charts = []
+    for transport, section in sections.items():
+        server = section.get("server") or {}
+        health = server.get("health")
+        if not health:
+            continue
+        body.append(f'<h3>{escape(transport)}</h3><table class="wrap"><tbody>')
+        body.extend(f'<tr><th class="l">{escape(k)}</th><td class="l">{escape(v)}</td></tr>' for k, v in _health_rows(health))
+        body.append("</tbody></table>")
+        events = health.get("events") or []
+        if events:
+            body.append('<table class="wrap"><thead><tr><th>+s</th><th class="l">UTC</th><th class="l">event</th><th class="l">detail</th></tr></thead><tbody>')
+            for event in events:
+                body.append(
+                    f"<tr><td>{float(event.get('t', 0)):.0f}</td><td class=l>{escape(str(event.get('at', '')))}</td>"
+                    f"<td class=l>{escape(str(event.get('event')))}</td><td class=l><code>{escape(str(event.get('detail', '')))}</code></td></tr>"
+                )
+            body.append("</tbody></table>")
+        samples = server.get("samples") or []
+        sessions = server.get("sample_sessions") or []
+        shift = float(health.get("measure_start_s") or 0.0)
+        by_session = [(float(n), float(row[1]) / 2**20) for row, n in zip(samples, sessions, strict=False) if n is not None and row[1] is not None]
+        if by_session and transport != "stdio":
+            charts.append(line_chart(f"{transport}: server memory against sessions opened", [Series("RSS", _COLOURS[0], by_session)], x_label="sessions opened", y_label="MiB", y_format=lambda v: f"{v:g}"))
+        fds = [(float(row[0]) - shift, float(row[3])) for row in samples if len(row) > 4 and row[3] is not None]
+        threads = [(float(row[0]) - shift, float(row[4])) for row in samples if len(row) > 4 and row[4] is not None]
+        charts.append(line_chart(f"{transport}: server descriptors and threads", [Series("open descriptors", _COLOURS[0], fds), Series("threads", _COLOURS[1], threads)], x_label="seconds", y_label="count", y_zero=True))
+        generator = (section.get("generator") or {}).get("rss_samples") or []
+        charts.append(line_chart(f"{transport}: generator memory (RSS)", [Series("generator", _COLOURS[0], [(float(t) - shift, float(rss) / 2**20) for t, rss in generator])], x_label="seconds", y_label="MiB", y_format=lambda v: f"{v:g}"))
+    body.append('<div class="charts">' + "".join(charts) + "</div>")
+    return body
 
 
 def write_html(text: str, path: Path) -> None:

@@ -103,6 +103,8 @@ def render_summary(run: Mapping[str, Any], style: Style) -> str:
             parts.append(f"{who} CPU {format_latency_us(client['cpu_per_call_us'])}/call")
         lines.append(style.dim(" | ".join(parts)))
     for transport, section in transports.items():
+        lines.extend(health_lines(transport, section, style))
+    for transport, section in transports.items():
         generator = section.get("generator") or {}
         if generator.get("saturated"):
             lines.append(
@@ -173,6 +175,73 @@ def _error_block(transports: Mapping[str, Any], style: Style) -> list[str]:
                     lines.append(f"errors {transport}/{op}: {kind} {count}, first: {examples[0].get('detail', examples[0])}")
     if lines:
         lines.insert(0, "")
+    return lines
+
+
+def _mb(value: float | None, sign: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.1f} MB" if sign else f"{value:.1f} MB"
+
+
+def _one_line(detail: Any) -> str:
+    """An event's detail on one line: a process's exit keeps the last line of its stderr."""
+    text = str(detail or "").strip().splitlines()
+    if not text:
+        return ""
+    head = text[0].removesuffix("; its stderr ends with:")
+    return head if len(text) == 1 else f"{head}; stderr: {text[-1].strip()}"
+
+
+def health_lines(transport: str, section: Mapping[str, Any], style: Style) -> list[str]:
+    """The target's health on ``transport``: verdict and figures, crashes and hangs with times."""
+    health = (section.get("server") or {}).get("health")
+    lines: list[str] = []
+    if health:
+        verdict = str(health.get("verdict", "unknown"))
+        head = f"{transport}: server memory {verdict}"
+        if health.get("reason"):
+            head += f": {health['reason']}"
+        lines.append(style.red(head) if verdict == "growing" else style.dim(head))
+        figures = []
+        if health.get("rss_slope_mb_per_h") is not None:
+            figures.append(f"RSS {health['rss_slope_mb_per_h']:+.1f} MB/h after {health.get('warmup_s', 0):g}s warm-up")
+        if health.get("rss_per_1k_sessions_mb") is not None:
+            figures.append(
+                f"{health['rss_per_1k_sessions_mb']:+.2f} MB per 1k sessions ({health.get('sessions_in_window')} sessions)"
+            )
+        fds, threads = health.get("fds") or {}, health.get("threads") or {}
+        if fds.get("start") is not None:
+            figures.append(f"fds {fds['start']}->{fds['end']} (peak {fds['peak']})")
+        if threads.get("start") is not None:
+            figures.append(f"threads {threads['start']}->{threads['end']} (peak {threads['peak']})")
+        idle = health.get("idle") or {}
+        if idle.get("rss_after_bytes") is not None:
+            figures.append(
+                f"after {idle['duration_s']:.0f}s idle: RSS {_mb(-idle['released_bytes'] / 2**20, sign=True)},"
+                f" fds {idle.get('fds_before')}->{idle.get('fds_after')}"
+            )
+        if figures:
+            lines.append(style.dim("    " + " | ".join(figures)))
+        failures = {k: int(health.get(k) or 0) for k in ("crashes", "hangs", "restart_failures")}
+        if any(failures.values()) or health.get("restarts"):
+            counts = f"crashed {failures['crashes']}x, hung {failures['hangs']}x, restarted {health.get('restarts', 0)}x"
+            if failures["restart_failures"]:
+                counts += f", failed to restart {failures['restart_failures']}x"
+            lines.append(style.red(f"{transport}: the target {counts}"))
+            for event in (health.get("events") or [])[:6]:
+                at = str(event.get("at", ""))[:19].replace("T", " ")
+                lines.append(f"    +{float(event.get('t', 0)):.0f}s ({at} UTC) {event.get('event')}: {_one_line(event.get('detail'))}")
+    generator = section.get("generator") or {}
+    if generator.get("rss_start_bytes") is not None:
+        lines.append(
+            style.dim(
+                f"{transport}: generator RSS {generator['rss_start_bytes'] / 2**20:.1f} -> "
+                f"{generator['rss_end_bytes'] / 2**20:.1f} MiB (peak {generator['rss_peak_bytes'] / 2**20:.1f})"
+            )
+        )
+    if section.get("error"):
+        lines.append(style.red(f"{transport}: {section['error']}"))
     return lines
 
 

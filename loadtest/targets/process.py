@@ -164,18 +164,19 @@ async def stop(target: TargetProcess) -> None:
         for sig, grace in ((signal.SIGTERM, TERM_GRACE_S), (signal.SIGKILL, 5.0)):
             if process.returncode is not None:
                 break
-            _signal_group(process.pid, sig)
+            signal_group(process.pid, sig)
             with anyio.move_on_after(grace):
                 await process.wait()
         # The leader is gone; make sure nothing it started lingers in its group.
-        _signal_group(process.pid, signal.SIGKILL)
+        signal_group(process.pid, signal.SIGKILL)
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 with contextlib.suppress(Exception):
                     await stream.aclose()
 
 
-def _signal_group(pid: int, sig: signal.Signals) -> None:
+def signal_group(pid: int, sig: signal.Signals) -> None:
+    """Send ``sig`` to the process group ``pid`` leads (our children lead their own); no error if gone."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
 

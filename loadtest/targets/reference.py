@@ -12,11 +12,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loadtest.targets.process import TargetProcess, free_port, launch, wait_for_port
+from loadtest.targets.process import TargetProcess, free_port
+from loadtest.targets.supervisor import LOOPBACK, Supervisor, supervise
 
 #: The standalone reference server script; it imports only `mcp` and the standard library.
 REFERENCE_SERVER = Path(__file__).with_name("reference_server.py")
-LOOPBACK = "127.0.0.1"
 #: The names the reference server (and the `mcp` SDK) give the transports.
 SERVER_TRANSPORT = {"stdio": "stdio", "sse": "sse", "http": "streamable-http"}
 DEFAULT_PATH = {"sse": "/sse", "http": "/mcp"}
@@ -30,9 +30,14 @@ def reference_command(
     json_response: bool = False,
     stateless: bool = False,
     delay_ms: float = 0.0,
+    leak_kb_per_session: int = 0,
     extra: Sequence[str] = (),
 ) -> list[str]:
-    """The command line that starts the reference server for ``transport``."""
+    """The command line that starts the reference server for ``transport``.
+
+    ``leak_kb_per_session`` applies to the HTTP transports only (a stdio server has one
+    session per process); it is left out for stdio.
+    """
     argv = [python, str(REFERENCE_SERVER), "--transport", SERVER_TRANSPORT[transport]]
     if port is not None:
         argv += ["--host", LOOPBACK, "--port", str(port)]
@@ -42,6 +47,8 @@ def reference_command(
         argv.append("--stateless")
     if delay_ms:
         argv += ["--delay-ms", f"{delay_ms:g}"]
+    if leak_kb_per_session and transport != "stdio":
+        argv += ["--leak-kb-per-session", str(leak_kb_per_session)]
     return [*argv, *extra]
 
 
@@ -54,8 +61,11 @@ class Endpoint:
     command: list[str] | None = None
     #: sse / http: the URL to connect to.
     url: str | None = None
-    #: The server process we launched for HTTP transports (None for a URL or stdio).
+    #: The server process we launched for HTTP transports (None for a URL or stdio); the
+    #: first one, see ``supervisor`` for the current one.
     process: TargetProcess | None = None
+    #: What keeps the launched HTTP server (None for a URL or stdio).
+    supervisor: Supervisor | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
 
@@ -71,10 +81,12 @@ async def start_target(
     ready_timeout: float = 20.0,
     stderr_log: Path | None = None,
     port: int | None = None,
+    restart: bool = False,
 ) -> AsyncIterator[Endpoint]:
     """Launch ``command`` for an HTTP transport and wait until it listens; or use ``url``.
 
-    For stdio nothing is launched here: each session starts its own server process.
+    For stdio nothing is launched here: each session starts its own server process. A launched
+    server that dies is relaunched when ``restart`` (see :mod:`loadtest.targets.supervisor`).
     """
     env = dict(env or {})
     headers = dict(headers or {})
@@ -87,12 +99,14 @@ async def start_target(
         yield Endpoint(transport, url=url, headers=headers)
         return
     assert port is not None
-    async with launch(command, env=env, stdin=False, stdout=False, stderr_log=stderr_log) as process:
-        await wait_for_port(process, LOOPBACK, port, ready_timeout)
+    async with supervise(
+        command, port=port, env=env, ready_timeout=ready_timeout, stderr_log=stderr_log, restart=restart
+    ) as supervisor:
         yield Endpoint(
             transport,
             url=url or f"http://{LOOPBACK}:{port}{DEFAULT_PATH[transport]}",
-            process=process,
+            process=supervisor.process,
+            supervisor=supervisor,
             env=env,
             headers=headers,
         )

@@ -10,6 +10,12 @@ and ``blob://{n}/{seed}``; prompt ``greet``. Every result is plain text content 
 ``structuredContent``), identical across releases. ``--delay-ms`` adds a server-side delay at
 the start of every tool, resource and prompt handler.
 
+Faults for soak and health tests, off by default: ``--leak-kb-per-session N`` keeps N KiB for
+every ``initialize`` it receives over HTTP (legacy SSE and Streamable HTTP, stateless
+included) and never gives it back, as SDK bugs that never deregister sessions do;
+``--exit-after-calls N`` exits (code 70) on the Nth handler call and ``--hang-after-calls N``
+stops answering from the Nth on (its event loop blocks while the process stays alive).
+
 stdout belongs to the stdio transport: this script never prints; it logs to stderr at WARNING.
 """
 
@@ -19,7 +25,10 @@ import contextlib
 import importlib.metadata
 import inspect
 import logging
+import os
+import re
 import sys
+import time
 import warnings
 from typing import Any
 
@@ -123,6 +132,49 @@ class _Unsupported(Exception):
     pass
 
 
+#: ``--leak-kb-per-session``: what the "leak" holds on to, never released.
+_LEAKED: list[bytes] = []
+_INITIALIZE = re.compile(rb'"method"\s*:\s*"initialize"')
+
+
+def _leak_per_session(kb: int) -> None:
+    """Keep ``kb`` KiB per HTTP ``initialize``, forever, whatever the SDK does with the session.
+
+    Every ``mcp`` release from 1.8 on serves HTTP through ``uvicorn.Config(app, ...)``, so the
+    ASGI app is wrapped there: the one place that is the same across releases and sees every
+    request of both HTTP transports. ``uvicorn`` is a dependency of ``mcp`` itself.
+    """
+    import uvicorn
+
+    size = kb * 1024
+    original = uvicorn.Config.__init__
+
+    def wrap(app: Any) -> Any:
+        async def leaky(scope: Any, receive: Any, send: Any) -> None:
+            if scope.get("type") != "http" or scope.get("method") != "POST":
+                await app(scope, receive, send)
+                return
+            seen = False
+
+            async def peek() -> Any:
+                nonlocal seen
+                message = await receive()
+                if not seen and message.get("type") == "http.request" and _INITIALIZE.search(message.get("body", b"")):
+                    seen = True
+                    # Written, not just reserved: untouched pages would not count in RSS.
+                    _LEAKED.append(b"L" * size)
+                return message
+
+            await app(scope, peek, send)
+
+        return leaky
+
+    def init(self: Any, app: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, wrap(app), *args, **kwargs)
+
+    uvicorn.Config.__init__ = init  # type: ignore[method-assign]
+
+
 def build_server(
     *,
     transport: str,
@@ -131,6 +183,9 @@ def build_server(
     json_response: bool,
     stateless: bool,
     delay_ms: float,
+    exit_after_calls: int = 0,
+    hang_after_calls: int = 0,
+    leak_kb_per_session: int = 0,
 ) -> tuple[Any, dict[str, Any]]:
     """The configured server and the keyword arguments for its ``run(transport, ...)``."""
     http_opts: dict[str, Any] = {"host": host, "port": port}
@@ -141,6 +196,10 @@ def build_server(
             http_opts["stateless_http"] = True
     elif json_response or stateless:
         raise _Unsupported("--json-response and --stateless apply to --transport streamable-http only")
+    if leak_kb_per_session > 0:
+        if transport == "stdio":
+            raise _Unsupported("--leak-kb-per-session applies to sse and streamable-http (stdio has one session per process)")
+        _leak_per_session(leak_kb_per_session)
 
     run_kwargs: dict[str, Any] = {}
     if SDK_API == 2:
@@ -166,8 +225,18 @@ def build_server(
         server = _Server(SERVER_NAME, **settings)
 
     delay = max(0.0, delay_ms) / 1000.0
+    calls = 0
 
     async def pause() -> None:
+        nonlocal calls
+        calls += 1
+        if exit_after_calls and calls >= exit_after_calls:
+            logging.getLogger(SERVER_NAME).error("--exit-after-calls %d: exiting", exit_after_calls)
+            os._exit(70)
+        if hang_after_calls and calls >= hang_after_calls:
+            logging.getLogger(SERVER_NAME).error("--hang-after-calls %d: hanging", hang_after_calls)
+            while True:  # blocks the event loop: alive, listening, answering nothing
+                time.sleep(3600)  # noqa: ASYNC251 - blocking is the point
         if delay:
             await asyncio.sleep(delay)
 
@@ -242,6 +311,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--delay-ms", type=float, default=0.0, help="delay added at the start of every handler"
     )
+    parser.add_argument(
+        "--leak-kb-per-session", type=int, default=0, help="HTTP: keep this many KiB per session, forever"
+    )
+    parser.add_argument("--exit-after-calls", type=int, default=0, help="exit (code 70) on the Nth handler call")
+    parser.add_argument("--hang-after-calls", type=int, default=0, help="stop answering from the Nth handler call")
     return parser.parse_args(argv)
 
 
@@ -260,6 +334,9 @@ def main(argv: list[str] | None = None) -> None:
             json_response=args.json_response,
             stateless=args.stateless,
             delay_ms=args.delay_ms,
+            exit_after_calls=args.exit_after_calls,
+            hang_after_calls=args.hang_after_calls,
+            leak_kb_per_session=args.leak_kb_per_session,
         )
     except _Unsupported as exc:
         print(f"reference_server: {exc}", file=sys.stderr)

@@ -46,8 +46,13 @@ def connect(
     env: Mapping[str, str] | None = None,
     stderr_log: Path | None = None,
     get_stream: bool = False,
+    delete_on_close: bool = True,
 ) -> AbstractAsyncContextManager[Channel]:
-    """Open ``transport`` to a command (stdio) or a URL (sse, http)."""
+    """Open ``transport`` to a command (stdio) or a URL (sse, http).
+
+    ``delete_on_close=False`` abandons a Streamable HTTP session at close instead of sending
+    DELETE; the other transports end a session by closing its stream or stdin either way.
+    """
     if transport == "stdio":
         if command is None:
             raise ValueError("stdio needs a command")
@@ -56,4 +61,6 @@ def connect(
         raise ValueError(f"{transport} needs a URL")
     if transport == "sse":
         return connect_sse(url, http=http, headers=headers)
-    return connect_streamable_http(url, http=http, headers=headers, get_stream=get_stream)
+    return connect_streamable_http(
+        url, http=http, headers=headers, get_stream=get_stream, delete_on_close=delete_on_close
+    )
