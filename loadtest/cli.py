@@ -35,6 +35,7 @@ from loadtest.report.terminal import Style, render_summary
 from loadtest.results import run_dir
 from loadtest.scenario import Scenario, load_scenario
 from loadtest.targets.reference import reference_command
+from loadtest.workers import MAX_WORKERS, check_workers
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -82,6 +83,7 @@ def main() -> None:
 @click.option("--no-progress", is_flag=True, help="No live display; plain progress lines only.")
 @click.option("--baseline", type=click.Path(path_type=Path, file_okay=False), help="Compare with the run(s) in DIR; exit 1 on a regression.")
 @click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), metavar="F", help="Write JUnit XML: thresholds (and baseline verdicts).")
+@click.option("--workers", type=click.IntRange(min=1, max=MAX_WORKERS), default=1, show_default=True, help="Generator processes (one event loop, one core each) sharing the load.")
 @_friendly
 def run(
     scenario: Path | None,
@@ -97,18 +99,26 @@ def run(
     no_progress: bool,
     baseline: Path | None,
     junit: Path | None,
+    workers: int,
 ) -> None:
     """Run SCENARIO (default: the bundled smoke scenario against the bundled reference server)."""
     overrides = _overrides(transports, target_cmd, url, sessions, duration, requests, rate)
     loaded = load_scenario(scenario, overrides)
+    check_workers(loaded, workers)
     if baseline is not None and not baseline.is_dir():
         raise UsageError(f"--baseline {baseline}: no such directory; create it by copying a run into it")
-    code = anyio.run(_run, loaded, out, as_json, no_progress, baseline, junit)
+    code = anyio.run(_run, loaded, out, as_json, no_progress, baseline, junit, workers)
     sys.exit(code)
 
 
 async def _run(
-    scenario: Scenario, out: Path, as_json: bool, no_progress: bool, baseline: Path | None, junit: Path | None
+    scenario: Scenario,
+    out: Path,
+    as_json: bool,
+    no_progress: bool,
+    baseline: Path | None,
+    junit: Path | None,
+    workers: int,
 ) -> int:
     directory = run_dir(out, scenario.name, datetime.now(timezone.utc))
     progress = TerminalProgress(sys.stderr, live=False if no_progress else None)
@@ -116,7 +126,7 @@ async def _run(
     progress.note(f"mcp-loadtest {__version__}: {scenario.name} -> {directory}")
     async with task_group() as tg:
         tg.start_soon(watch_signals, control)
-        outcome = await execute(scenario, directory, progress=progress, control=control)
+        outcome = await execute(scenario, directory, progress=progress, control=control, workers=workers)
         tg.cancel_scope.cancel()
     document = outcome.document
     if as_json:
@@ -185,6 +195,7 @@ def _style() -> Style:
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True, help="Directory under which the matrix directory is created.")
 @click.option("--no-check", is_flag=True, help="Skip the conformance checks of each SDK's server.")
 @click.option("--no-progress", is_flag=True, help="No live display; plain progress lines only.")
+@click.option("--workers", type=click.IntRange(min=1, max=MAX_WORKERS), default=1, show_default=True, help="Generator processes (one event loop, one core each) sharing the load.")
 @_friendly
 def matrix(
     scenario: Path | None,
@@ -201,10 +212,12 @@ def matrix(
     out: Path,
     no_check: bool,
     no_progress: bool,
+    workers: int,
 ) -> None:
     """Benchmark SCENARIO on each SDK version, each in its own cached environment."""
     loaded = load_scenario(scenario, _overrides(transports, server_cmd, None, sessions, duration, requests, rate))
-    sys.exit(anyio.run(_matrix, loaded, specs, repeat, python, install, out, not no_check, no_progress))
+    check_workers(loaded, workers)
+    sys.exit(anyio.run(_matrix, loaded, specs, repeat, python, install, out, not no_check, no_progress, workers))
 
 
 async def _matrix(
@@ -216,6 +229,7 @@ async def _matrix(
     out: Path,
     check: bool,
     no_progress: bool,
+    workers: int,
 ) -> int:
     directory = run_dir(out, f"matrix-{scenario.name}", datetime.now(timezone.utc))
     progress = TerminalProgress(sys.stderr, live=False if no_progress else None)
@@ -234,6 +248,7 @@ async def _matrix(
             say=progress.note,
             progress=progress,
             control=control,
+            workers=workers,
         )
         tg.cancel_scope.cancel()
     usable = [side for side in sides if side.usable]

@@ -20,8 +20,8 @@ import resource
 import secrets
 import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,27 @@ class RunControl:
 
 
 @dataclass
+class WorkerShare:
+    """This process is generator worker ``index`` of ``count`` (see :mod:`loadtest.workers`).
+
+    The parent launched the target and split the workload; the worker drives its share
+    against ``endpoint`` and reports every interval through ``interval``.
+    """
+
+    index: int
+    count: int
+    #: Nonce prefix, unique to this worker and the same width in every worker.
+    token: str
+    endpoint: Endpoint
+    #: Waits for the parent's common start time (a ``perf_counter_ns`` value) and returns it,
+    #: so that every worker's warm-up, intervals and end fall at the same instants.
+    start: Callable[[], Awaitable[int]]
+    #: Called at every interval boundary before the recorder folds the interval into the
+    #: totals: ``(now_ns, warming, final)``.
+    interval: Callable[[int, bool, bool], None]
+
+
+@dataclass
 class TransportReport:
     """What a transport's run learned besides the recorder's numbers."""
 
@@ -91,8 +112,12 @@ async def run_scenario(
     log_dir: Path | None = None,
     progress: Progress | None = None,
     control: RunControl | None = None,
+    workers: int = 1,
 ) -> dict[str, TransportReport]:
     """Run every transport of ``scenario``; stop early (keeping results) when interrupted.
+
+    ``workers`` > 1 splits each transport's workload over that many generator processes
+    (:mod:`loadtest.workers`), whose figures are merged into ``recorder``.
 
     Raises :class:`TargetError` when a target cannot be started or reached; the reports of the
     transports that ran before are kept in ``recorder``.
@@ -104,9 +129,65 @@ async def run_scenario(
         if control.interrupted.is_set():
             break
         report = reports[transport] = TransportReport()
+        if workers > 1:
+            from loadtest.workers import run_transport_in_workers
+
+            await run_transport_in_workers(
+                transport, scenario, recorder, report, progress, control, python, log_dir, workers
+            )
+            continue
         runner = _TransportRun(transport, scenario, recorder, report, progress, control, python, log_dir)
         await runner.run()
     return reports
+
+
+async def run_share(
+    scenario: Scenario,
+    transport: str,
+    recorder: Recorder,
+    report: TransportReport,
+    control: RunControl,
+    share: WorkerShare,
+) -> None:
+    """A generator worker's part of one transport: ``scenario`` already holds its share."""
+    runner = _TransportRun(transport, scenario, recorder, report, Progress(), control, sys.executable, None, share)
+    await runner.run()
+
+
+def target_command(scenario: Scenario, transport: str, python: str, port: int | None) -> list[str] | None:
+    """The command that starts ``scenario``'s target for ``transport`` (None for a URL)."""
+    target = scenario.target
+    if target.reference:
+        return reference_command(
+            transport,
+            python=python,
+            port=port,
+            json_response=target.json_response,
+            stateless=target.stateless,
+            delay_ms=target.delay_ms,
+        )
+    return scenario.command_for(transport, port, python)
+
+
+@asynccontextmanager
+async def open_target(
+    transport: str, scenario: Scenario, python: str, log_dir: Path | None
+) -> AsyncIterator[Endpoint]:
+    """Start (or find) ``scenario``'s target for ``transport``; stop it on leaving."""
+    target = scenario.target
+    port = free_port() if transport != "stdio" else None
+    stderr_log = log_dir / f"server-{transport}.log" if log_dir is not None else None
+    async with start_target(
+        transport,
+        command=target_command(scenario, transport, python, port),
+        url=None if target.reference else scenario.url_for(transport),
+        env=scenario.env_for(transport, port, python),
+        headers=target.headers,
+        ready_timeout=target.ready_timeout,
+        stderr_log=stderr_log,
+        port=port,
+    ) as endpoint:
+        yield endpoint
 
 
 class _TransportRun:
@@ -120,8 +201,10 @@ class _TransportRun:
         control: RunControl,
         python: str,
         log_dir: Path | None,
+        share: WorkerShare | None = None,
     ) -> None:
         self.transport = transport
+        self.share = share
         self.scenario = scenario
         self.workload = scenario.workload
         self.recorder = recorder
@@ -134,8 +217,9 @@ class _TransportRun:
         self.ops = ops
         self.stats: list[OpStats] = [recorder.op(transport, op.name) for op in ops]
         self.checkers = [Checker(op) for op in ops]
-        self.picker = OpPicker([op.weight for op in ops], seed=0)
-        self.token = secrets.token_hex(3)
+        # Workers draw different op sequences; together they keep the weights.
+        self.picker = OpPicker([op.weight for op in ops], seed=share.index if share else 0)
+        self.token = share.token if share else secrets.token_hex(3)
         self.counter = itertools.count(1)
         self.seed_base = secrets.randbits(32)
         self.stopping = anyio.Event()
@@ -177,33 +261,28 @@ class _TransportRun:
         t = max(0.0, (now_ns - self.measure_start_ns) / 1e9)
         for stage in stages:
             if t < stage.duration:
-                return stage.sessions or self.workload.sessions
+                return self._stage_sessions(stage)
             t -= stage.duration
-        return stages[-1].sessions or self.workload.sessions
+        return self._stage_sessions(stages[-1])
+
+    def _stage_sessions(self, stage: Any) -> int:
+        # A stage of 0 sessions is idle (and a worker's share of a small stage may be 0).
+        return int(stage.sessions) if stage.sessions is not None else self.workload.sessions
 
     # -- the run ----------------------------------------------------------------------------
 
+    def _target(self) -> AbstractAsyncContextManager[Endpoint]:
+        if self.share is not None:
+            # A worker: the parent launched the target once for all workers.
+            return nullcontext(self.share.endpoint)
+        return open_target(self.transport, self.scenario, self.python, self.log_dir)
+
     async def run(self) -> None:
         transport = self.transport
-        scenario = self.scenario
-        target = scenario.target
-        port = free_port() if transport != "stdio" else None
-        command = self._command(port)
-        url = None if target.reference else scenario.url_for(transport)
-        stderr_log = self.log_dir / f"server-{transport}.log" if self.log_dir is not None else None
         cpu_start = _cpu_s()
         wall_start = time.perf_counter()
         async with (
-            start_target(
-                transport,
-                command=command,
-                url=url,
-                env=scenario.env_for(transport, port, self.python),
-                headers=target.headers,
-                ready_timeout=target.ready_timeout,
-                stderr_log=stderr_log,
-                port=port,
-            ) as endpoint,
+            self._target() as endpoint,
             _http_client(transport) as http,
             task_group() as tg,
         ):
@@ -217,7 +296,10 @@ class _TransportRun:
             else:
                 await self._run_closed()
             tg.cancel_scope.cancel()
-        self.recorder.finish_transport(transport, time.perf_counter_ns())
+        end_ns = time.perf_counter_ns()
+        if self.share is not None:
+            self.share.interval(end_ns, end_ns < self.measure_start_ns, True)
+        self.recorder.finish_transport(transport, end_ns)
         cpu_s = _cpu_s() - cpu_start
         wall_s = time.perf_counter() - wall_start
         lag_p99_us = self.lag.get_value_at_percentile(99.0)
@@ -233,27 +315,19 @@ class _TransportRun:
             saturated=busy > GENERATOR_BUSY_LIMIT or lag_p99_us > GENERATOR_LAG_LIMIT_US,
             lag_max_us=self.lag.get_max_value(),
             in_flight_max=self.in_flight_max,
+            # A worker's parent merges the lag histograms exactly (see loadtest.workers).
+            **({"lag_hdr": self.lag.encode().decode("ascii")} if self.share is not None else {}),
         )
         if self._monitored:
             self.recorder.set_server(transport, self.monitor.summary())
         self.progress.transport_done(transport)
 
-    def _command(self, port: int | None) -> list[str] | None:
-        target = self.scenario.target
-        if target.reference:
-            return reference_command(
-                self.transport,
-                python=self.python,
-                port=port,
-                json_response=target.json_response,
-                stateless=target.stateless,
-                delay_ms=target.delay_ms,
-            )
-        return self.scenario.command_for(self.transport, port, self.python)
+    async def _ready(self) -> None:
+        """The first session is up: the clock starts, warm-up begins.
 
-    def _ready(self) -> None:
-        """The first session is up: the clock starts, warm-up begins."""
-        self.t0_ns = time.perf_counter_ns()
+        A worker's clock starts when the parent says, at the same instant for every worker.
+        """
+        self.t0_ns = await self.share.start() if self.share is not None else time.perf_counter_ns()
         # Warm-up calls never reach the recorder (_call drops them), so its clock for this
         # transport can start now, set to the end of warm-up, before any call exists to race.
         self.recorder.reset(self.measure_start_ns, transport=self.transport)
@@ -263,6 +337,8 @@ class _TransportRun:
         self.tg.start_soon(self._watch_interrupt)
 
     def _start_monitor(self, pid: int) -> None:
+        if self.share is not None and self.share.index != 0:
+            return  # one sampled stdio server per run, as without workers
         if not self._monitored:
             self._monitored = True
             self.tg.start_soon(self.monitor.run, pid)
@@ -391,7 +467,7 @@ class _TransportRun:
                     continue
                 if first:
                     first = False
-                    self._ready()
+                    await self._ready()
                     task_status.started()
                 calls = 0
                 while churn == 0 or calls < churn:
@@ -457,7 +533,11 @@ class _TransportRun:
         cap = self.workload.max_in_flight or math.inf
         turn = 0
         end_ns = self.measure_start_ns + int(self.planned_s * 1e9) if self.planned_s is not None else None
-        for t in arrivals(self._rate_stages()):
+        schedule: Iterator[float] = arrivals(self._rate_stages())
+        if self.share is not None:
+            # Worker i of n sends arrivals i, i+n, i+2n...: together exactly the one schedule.
+            schedule = itertools.islice(schedule, self.share.index, None, self.share.count)
+        for t in schedule:
             intended = self.t0_ns + int(t * 1e9)
             if end_ns is not None and intended >= end_ns:
                 break
@@ -522,7 +602,7 @@ class _TransportRun:
                 slot.calls = 0
                 if not started and first_slot:
                     started = True
-                    self._ready()
+                    await self._ready()
                     task_status.started()
                 async with task_group() as waiter:
                     waiter.start_soon(_set_when, self.stopping, slot.retire)
@@ -563,6 +643,8 @@ class _TransportRun:
             await anyio.sleep(max(0.0, (next_tick - time.perf_counter_ns()) / 1e9))
             now = time.perf_counter_ns()
             measuring = now >= self.measure_start_ns
+            if self.share is not None:
+                self.share.interval(now, not measuring, False)
             if measuring:
                 self.recorder.tick(now, transport=self.transport)
             if (
@@ -627,4 +709,13 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-__all__ = ["Progress", "RunControl", "TransportReport", "run_scenario"]
+__all__ = [
+    "Progress",
+    "RunControl",
+    "TransportReport",
+    "WorkerShare",
+    "open_target",
+    "run_scenario",
+    "run_share",
+    "target_command",
+]

@@ -51,12 +51,14 @@ async def execute(
     control: RunControl | None = None,
     sdk: Mapping[str, Any] | None = None,
     checks: list[dict[str, Any]] | None = None,
+    workers: int = 1,
 ) -> RunOutcome:
     """Run ``scenario`` into ``directory``; the results are written whatever happens.
 
     ``python`` runs the bundled reference server (and fills ``{python}`` in a target
     command); ``sdk`` describes the environment it belongs to, for the results' metadata;
     ``checks`` are conformance results of the same target, kept in the ``checks`` section.
+    ``workers`` > 1 spreads the load over that many generator processes (``meta.workers``).
     """
     started = datetime.now(timezone.utc)
     control = control or RunControl()
@@ -65,12 +67,18 @@ async def execute(
     reports: dict[str, TransportReport] = {}
     try:
         reports = await run_scenario(
-            scenario, recorder, python=python, log_dir=directory, progress=progress, control=control
+            scenario,
+            recorder,
+            python=python,
+            log_dir=directory,
+            progress=progress,
+            control=control,
+            workers=workers,
         )
     except LoadtestError as exc:
         failure = exc
     recorder.finish()
-    document = _document(scenario, recorder, reports, started, python, sdk, checks)
+    document = _document(scenario, recorder, reports, started, python, sdk, checks, workers)
     if failure is not None:
         document["error"] = str(failure)
     path = write_run(directory, document)
@@ -94,6 +102,7 @@ def _document(
     python: str,
     sdk: Mapping[str, Any] | None,
     checks: list[dict[str, Any]] | None,
+    workers: int,
 ) -> dict[str, Any]:
     transports = recorder.summary()
     for name, report in reports.items():
@@ -108,6 +117,8 @@ def _document(
         **environment(),
         "target": _target_meta(scenario, reports, python, sdk),
         "scenario_hash": scenario.scenario_hash,
+        # Generator processes; not part of the scenario (nor its hash): the load is the same.
+        "workers": workers,
     }
     thresholds = [result.to_dict() for result in evaluate(scenario.thresholds, transports)]
     return build_run(meta, scenario.to_dict(), transports, recorder.totals(), thresholds, checks)

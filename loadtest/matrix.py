@@ -84,6 +84,7 @@ async def run_matrix(
     say: Callable[[str], None] = print,
     progress: Progress | None = None,
     control: RunControl | None = None,
+    workers: int = 1,
 ) -> list[Side]:
     """Build every environment, then run the scenario ``repeat`` times per side, interleaved.
 
@@ -134,6 +135,7 @@ async def run_matrix(
             control=control,
             sdk={"name": "mcp", "version": env.mcp_version, "spec": side.spec, "freeze": env.freeze},
             checks=side.checks,
+            workers=workers,
         )
         spent.append(time.monotonic() - began)
         _account(side, outcome, say)

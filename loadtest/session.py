@@ -37,6 +37,18 @@ _session_numbers = itertools.count(1)
 DEFAULT_REQUEST_TIMEOUT_S = 30.0
 
 
+def number_sessions(first: int, step: int = 1) -> None:
+    """Number this process's sessions from now on ``first``, ``first + step``, ...
+
+    Generator worker processes take disjoint residues (worker ``i`` of ``n``: ``i + 1``, step
+    ``n``), so that request ids stay unique, and misrouting provable, across the whole run.
+    """
+    global _session_numbers
+    if first < 1 or step < 1:
+        raise ValueError("session numbers start at 1 and increase")
+    _session_numbers = itertools.count(first, step)
+
+
 @dataclass(frozen=True, slots=True)
 class CallError:
     """Why a request did not succeed. ``silent`` marks failures no transport reported."""
