@@ -1,4 +1,4 @@
-"""A near-free MCP server for benchmarks: Streamable HTTP, JSON responses, ``echo`` and ``ping``.
+"""A near-free MCP server for benchmarks: Streamable HTTP (JSON responses) or stdio; ``echo``, ``ping``.
 
 The bundled reference server (FastMCP) spends about a millisecond of CPU per call; this one
 spends a few tens of microseconds (raw asyncio, no framework), so that against it the load
@@ -9,6 +9,7 @@ Not a conformance target: JSON responses only, no GET stream (405), no resumptio
 batches; a session is an id and nothing else.
 
     python bench/null_server.py --port 8765        # then http://127.0.0.1:8765/mcp
+    python bench/null_server.py --transport stdio  # one session on stdin/stdout
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import asyncio
 import itertools
 import signal
+import sys
 from typing import Any
 
 import orjson
@@ -119,12 +121,30 @@ async def serve(host: str, port: int) -> None:
         await stop.wait()
 
 
+def serve_stdio() -> None:
+    """One session on stdin/stdout, newline-delimited JSON-RPC, until stdin ends."""
+    out = sys.stdout.buffer
+    for line in sys.stdin.buffer:
+        try:
+            message = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(message, dict) and "method" in message and "id" in message:
+            answer, _ = _answer(message)
+            out.write(orjson.dumps(answer) + b"\n")
+            out.flush()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--transport", choices=["http", "stdio"], default="http")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args()
-    asyncio.run(serve(args.host, args.port))
+    if args.transport == "stdio":
+        serve_stdio()
+    else:
+        asyncio.run(serve(args.host, args.port))
 
 
 if __name__ == "__main__":
