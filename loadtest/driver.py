@@ -28,10 +28,10 @@ from typing import Any
 
 import aiohttp
 import anyio
-from anyio.abc import TaskGroup, TaskStatus
+from anyio.abc import TaskStatus
 from hdrh.histogram import HdrHistogram
 
-from loadtest.aio import task_group
+from loadtest.aio import LightTaskGroup, light_task_group, task_group
 from loadtest.errors import TargetError
 from loadtest.integrity import Checker
 from loadtest.metrics import OpStats, Recorder
@@ -512,11 +512,12 @@ class _TransportRun:
             await tg.start(self._slot_worker, slots[0], True)
             for slot in slots[1:]:
                 tg.start_soon(self._slot_worker, slot, False)
-            async with task_group() as calls:
+            # One task per call: the light kind (see loadtest.aio).
+            async with light_task_group() as calls:
                 await self._schedule(slots, calls)
                 self.stopping.set()
                 await self._drain()
-                calls.cancel_scope.cancel()
+                calls.cancel()
             tg.cancel_scope.cancel()
 
     def _rate_stages(self) -> list[Any]:
@@ -529,7 +530,7 @@ class _TransportRun:
         warmup = [(workload.warmup, stages[0][1])] if workload.warmup else []
         return rate_stages(warmup + stages)
 
-    async def _schedule(self, slots: list[_Slot], calls: TaskGroup) -> None:
+    async def _schedule(self, slots: list[_Slot], calls: LightTaskGroup) -> None:
         cap = self.workload.max_in_flight or math.inf
         turn = 0
         end_ns = self.measure_start_ns + int(self.planned_s * 1e9) if self.planned_s is not None else None
