@@ -20,6 +20,7 @@ import resource
 import secrets
 import sys
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ from loadtest.workload import OpPicker, arrivals, rate_stages
 
 #: How long in-flight calls may finish after an interrupt before they are abandoned.
 INTERRUPT_GRACE_S = 2.0
+#: Open model: gaps up to this long are slept through without watching for a stop.
+_SHORT_SLEEP_S = 0.05
 #: Pause before reopening a session that failed mid-run, so a dead server is not hammered.
 REOPEN_BACKOFF_S = 0.2
 _SEED_MASK = 0xFFFFFFFF
@@ -240,6 +243,8 @@ class _TransportRun:
         self.monitor = ProcessMonitor()
         self._monitored = False
         self.lag = HdrHistogram(1, 60_000_000, 2)
+        #: Open model: sessions that may have room for another call (see _schedule).
+        self.room: deque[_Slot] = deque()
 
     # -- plan -------------------------------------------------------------------------------
 
@@ -543,22 +548,34 @@ class _TransportRun:
             if end_ns is not None and intended >= end_ns:
                 break
             delay = (intended - time.perf_counter_ns()) / 1e9
-            if delay > 0:
+            if delay > _SHORT_SLEEP_S:
                 await _sleep_unless(self.stopping, delay)
+            elif delay > 0:
+                # The usual gap between two calls: a plain sleep is several times cheaper than
+                # one that a stop can interrupt, and _ticket sees the stop right after.
+                await anyio.sleep(delay)
             if not self._ticket(intended):
                 return
             # The next open session with room for another call; if all are full, the next
             # open one in turn, where the call waits (its intended time keeps running).
+            # Sessions with room queue up in ``self.room`` (entries are checked when taken), so
+            # that choosing stays O(1) with a thousand sessions all busy.
             chosen = None
-            for step in range(len(slots)):
-                slot = slots[(turn + step) % len(slots)]
-                if slot.session is not None and (chosen is None or slot.in_flight < cap):
+            room = self.room
+            while room:
+                slot = room.popleft()
+                if slot.session is not None and slot.in_flight < cap:
                     chosen = slot
-                    if slot.in_flight < cap:
+                    if slot.in_flight + 1 < cap:
+                        room.append(slot)  # still room after this call: back of the queue
+                    break
+            else:
+                for step in range(len(slots)):
+                    slot = slots[(turn + step) % len(slots)]
+                    if slot.session is not None:
+                        chosen = slot
                         turn += step + 1
                         break
-            else:
-                turn += 1
             if chosen is None:
                 # No session is open (all reconnecting): the call cannot go out at all.
                 self.stats[self.picker.pick()].record(intended, intended, 0, error="no_session")
@@ -588,6 +605,8 @@ class _TransportRun:
             slot.in_flight -= 1
             if slot.in_flight == 0:
                 slot.idle.set()
+            if slot.session is not None and slot.in_flight + 1 == (self.workload.max_in_flight or math.inf):
+                self.room.append(slot)  # it was full and has room again
 
     async def _slot_worker(
         self, slot: _Slot, first: bool, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -601,6 +620,7 @@ class _TransportRun:
                     continue
                 slot.session = session
                 slot.calls = 0
+                self.room.append(slot)
                 if not started and first_slot:
                     started = True
                     await self._ready()
