@@ -1,10 +1,18 @@
-"""Structured-concurrency helpers shared by the whole package."""
+"""Structured-concurrency helpers shared by the whole package.
+
+The project runs on anyio's asyncio backend. Two helpers here use asyncio directly, for the
+generator's hot path only, where anyio's generality costs more than the work it wraps
+(measured on anyio 4.16, CPython 3.11): a cancel scope around a wait costs ~11 µs and a timer
+~4 µs; spawning and finishing a task in a task group costs ~55 µs and an asyncio task ~13 µs.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
@@ -32,3 +40,71 @@ async def task_group() -> AsyncIterator[TaskGroup]:
         if exc is group:
             raise
         raise exc from None
+
+
+def call_later(delay: float, callback: Callable[[], object]) -> asyncio.TimerHandle:
+    """Call ``callback`` after ``delay`` seconds unless the returned handle is cancelled first.
+
+    A deadline for the hot path: cheaper than a cancel scope, and it never interrupts
+    anything, so the waiter decides what the deadline means.
+    """
+    return asyncio.get_running_loop().call_later(delay, callback)
+
+
+#: How long leaving a :func:`light_task_group` waits for its cancelled tasks.
+LIGHT_CLOSE_TIMEOUT_S = 5.0
+
+
+class LightTaskGroup:
+    """Short-lived tasks as plain asyncio tasks, owned all the same (see :func:`light_task_group`)."""
+
+    def __init__(self, scope: anyio.CancelScope) -> None:
+        self._scope = scope
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._error: BaseException | None = None
+
+    def start_soon(self, func: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+        """Run ``func(*args)`` as a task of this group."""
+        task = asyncio.get_running_loop().create_task(func(*args))
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def cancel(self) -> None:
+        """Cancel the group's block, and with it every task still running."""
+        self._scope.cancel()
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None and self._error is None:
+            # Like a task group: the first failure cancels the rest and is raised on leaving.
+            self._error = error
+            self._scope.cancel()
+
+    async def _close(self) -> None:
+        # Shielded and bounded: this runs while the owner is being cancelled too, and no task
+        # may outlive its group; a task that ignores cancellation is not waited for forever.
+        with anyio.CancelScope(shield=True):
+            tasks = set(self._tasks)
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=LIGHT_CLOSE_TIMEOUT_S)
+
+
+@asynccontextmanager
+async def light_task_group() -> AsyncIterator[LightTaskGroup]:
+    """A task group for many short-lived hot-path tasks (one per request), ~4x cheaper to spawn.
+
+    Structured like an anyio task group: every task belongs to the block; leaving the block
+    cancels the tasks still running and waits for them (shielded, bounded); the first task that
+    fails cancels the block and its error is raised when the block is left. Unlike one, it does
+    not wait for running tasks to finish on its own: the owner drains first if it needs to.
+    """
+    with anyio.CancelScope() as scope:
+        group = LightTaskGroup(scope)
+        try:
+            yield group
+        finally:
+            await group._close()
+    if group._error is not None:
+        raise group._error

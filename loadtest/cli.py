@@ -37,6 +37,7 @@ from loadtest.report.terminal import Style, render_summary
 from loadtest.results import run_dir
 from loadtest.scenario import Scenario, load_scenario
 from loadtest.targets.reference import reference_command
+from loadtest.workers import MAX_WORKERS, check_workers
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -87,6 +88,7 @@ def main() -> None:
 @click.option("--client", "client_kind", type=click.Choice(CLIENT_KINDS), help="Who makes the calls: the built-in wire-level client (default) or an mcp SDK's own client.")
 @click.option("--client-sdk", metavar="SPEC", help="The mcp release whose SDK client makes the calls (implies --client sdk). Default: the mcp installed with mcp-loadtest.")
 @click.option("--client-workers", type=click.IntRange(min=1), default=DEFAULT_WORKERS, show_default=True, help="SDK client: worker processes per transport.")
+@click.option("--workers", type=click.IntRange(min=1, max=MAX_WORKERS), default=1, show_default=True, help="Generator processes (one event loop, one core each) sharing the load.")
 @_friendly
 def run(
     scenario: Path | None,
@@ -105,15 +107,18 @@ def run(
     client_kind: ClientKind | None,
     client_sdk: str | None,
     client_workers: int,
+    workers: int,
 ) -> None:
     """Run SCENARIO (default: the bundled smoke scenario against the bundled reference server)."""
     overrides = _overrides(transports, target_cmd, url, sessions, duration, requests, rate)
     loaded = load_scenario(scenario, overrides)
+    check_workers(loaded, workers)
     if baseline is not None and not baseline.is_dir():
         raise UsageError(f"--baseline {baseline}: no such directory; create it by copying a run into it")
     kind: ClientKind = client_kind or ("sdk" if client_sdk else "builtin")
     client = resolve_client(kind, client_sdk, workers=client_workers, log=lambda line: click.echo(f"  {line}", err=True))
-    code = anyio.run(_run, loaded, out, as_json, no_progress, baseline, junit, client)
+    _no_sdk_workers(kind, workers)
+    code = anyio.run(_run, loaded, out, as_json, no_progress, baseline, junit, client, workers)
     sys.exit(code)
 
 
@@ -125,6 +130,7 @@ async def _run(
     baseline: Path | None,
     junit: Path | None,
     client: ClientConfig,
+    workers: int,
 ) -> int:
     directory = run_dir(out, scenario.name, datetime.now(timezone.utc))
     # A soak's status lines replace the plain progress lines, which would flood an hours-long log.
@@ -136,7 +142,7 @@ async def _run(
         progress.note(f"calls made by {client.describe()} ({client.python})")
     async with task_group() as tg:
         tg.start_soon(watch_signals, control)
-        outcome = await execute(scenario, directory, progress=progress, control=control, client=client)
+        outcome = await execute(scenario, directory, progress=progress, control=control, client=client, workers=workers)
         tg.cancel_scope.cancel()
     document = outcome.document
     if as_json:
@@ -211,6 +217,7 @@ def _style() -> Style:
 @click.option("--client", "client_kind", type=click.Choice(CLIENT_KINDS), help="Who makes the calls: the built-in client (default), or with 'sdk' each SDK's own client.")
 @click.option("--client-sdk", "client_specs", multiple=True, metavar="SPEC", help="SDK client release(s) to make the calls, crossed with every --sdk server (implies --client sdk). Repeat.")
 @click.option("--client-workers", type=click.IntRange(min=1), default=DEFAULT_WORKERS, show_default=True, help="SDK client: worker processes per transport.")
+@click.option("--workers", type=click.IntRange(min=1, max=MAX_WORKERS), default=1, show_default=True, help="Generator processes (one event loop, one core each) sharing the load.")
 @_friendly
 def matrix(
     scenario: Path | None,
@@ -230,14 +237,17 @@ def matrix(
     client_kind: ClientKind | None,
     client_specs: tuple[str, ...],
     client_workers: int,
+    workers: int,
 ) -> None:
     """Benchmark SCENARIO on each SDK version, each in its own cached environment."""
     loaded = load_scenario(scenario, _overrides(transports, server_cmd, None, sessions, duration, requests, rate))
     if client_kind == "builtin" and client_specs:
         raise UsageError("--client-sdk needs --client sdk (or no --client at all)")
     kind: ClientKind = client_kind or ("sdk" if client_specs else "builtin")
+    check_workers(loaded, workers)
+    _no_sdk_workers(kind, workers)
     clients = (kind, client_specs, client_workers)
-    sys.exit(anyio.run(_matrix, loaded, specs, repeat, python, install, out, not no_check, no_progress, clients))
+    sys.exit(anyio.run(_matrix, loaded, specs, repeat, python, install, out, not no_check, no_progress, clients, workers))
 
 
 async def _matrix(
@@ -250,6 +260,7 @@ async def _matrix(
     check: bool,
     no_progress: bool,
     clients: tuple[ClientKind, tuple[str, ...], int],
+    workers: int,
 ) -> int:
     directory = run_dir(out, f"matrix-{scenario.name}", datetime.now(timezone.utc))
     progress = TerminalProgress(sys.stderr, live=False if no_progress else None)
@@ -278,6 +289,7 @@ async def _matrix(
             client=client_kind,
             client_specs=client_specs,
             client_workers=client_workers,
+            workers=workers,
         )
         tg.cancel_scope.cancel()
     usable = [side for side in sides if side.usable]
@@ -314,6 +326,11 @@ async def _matrix(
         click.echo("mcp-loadtest: error: fewer than two SDK specs produced results; nothing to compare", err=True)
         return EXIT_RUN_FAILED
     return EXIT_THRESHOLD if regressed else EXIT_OK
+
+
+def _no_sdk_workers(kind: str, workers: int) -> None:
+    if kind == "sdk" and workers > 1:
+        raise UsageError("--workers splits the built-in client over processes; the SDK client has --client-workers")
 
 
 def _table(rows: list[list[str]]) -> str:

@@ -26,18 +26,19 @@ import secrets
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import anyio
-from anyio.abc import TaskGroup, TaskStatus
+from anyio.abc import TaskStatus
 from hdrh.histogram import HdrHistogram
 
-from loadtest.aio import task_group
+from loadtest.aio import LightTaskGroup, light_task_group, task_group
 from loadtest.clients.config import BUILTIN, ClientConfig
 from loadtest.clients.sdk_pool import SdkPool, SdkSession, open_sdk_pool
 from loadtest.errors import TargetError
@@ -56,6 +57,8 @@ from loadtest.workload import OpPicker, arrivals, rate_stages
 
 #: How long in-flight calls may finish after an interrupt before they are abandoned.
 INTERRUPT_GRACE_S = 2.0
+#: Open model: gaps up to this long are slept through without watching for a stop.
+_SHORT_SLEEP_S = 0.05
 #: Pause before reopening a session that failed mid-run, so a dead server is not hammered.
 REOPEN_BACKOFF_S = 0.2
 _SEED_MASK = 0xFFFFFFFF
@@ -92,6 +95,27 @@ class RunControl:
 
 
 @dataclass
+class WorkerShare:
+    """This process is generator worker ``index`` of ``count`` (see :mod:`loadtest.workers`).
+
+    The parent launched the target and split the workload; the worker drives its share
+    against ``endpoint`` and reports every interval through ``interval``.
+    """
+
+    index: int
+    count: int
+    #: Nonce prefix, unique to this worker and the same width in every worker.
+    token: str
+    endpoint: Endpoint
+    #: Waits for the parent's common start time (a ``perf_counter_ns`` value) and returns it,
+    #: so that every worker's warm-up, intervals and end fall at the same instants.
+    start: Callable[[], Awaitable[int]]
+    #: Called at every interval boundary before the recorder folds the interval into the
+    #: totals: ``(now_ns, warming, final)``.
+    interval: Callable[[int, bool, bool], None]
+
+
+@dataclass
 class TransportReport:
     """What a transport's run learned besides the recorder's numbers."""
 
@@ -109,11 +133,15 @@ async def run_scenario(
     progress: Progress | None = None,
     control: RunControl | None = None,
     client: ClientConfig = BUILTIN,
+    workers: int = 1,
 ) -> dict[str, TransportReport]:
     """Run every transport of ``scenario``; stop early (keeping results) when interrupted.
 
     ``client`` makes the calls: the built-in wire-level client, or an ``mcp`` SDK's own client
     in worker processes (``loadtest.clients``); either way every answer is checked here.
+    ``workers`` > 1 splits each transport's workload over that many generator processes
+    (:mod:`loadtest.workers`, built-in client only), whose figures are merged into ``recorder``.
+
     Raises :class:`TargetError` when a target cannot be started or reached; the reports of the
     transports that ran before are kept in ``recorder``.
     """
@@ -124,9 +152,67 @@ async def run_scenario(
         if control.interrupted.is_set():
             break
         report = reports[transport] = TransportReport()
+        if workers > 1:
+            from loadtest.workers import run_transport_in_workers
+
+            await run_transport_in_workers(
+                transport, scenario, recorder, report, progress, control, python, log_dir, workers
+            )
+            continue
         runner = _TransportRun(transport, scenario, recorder, report, progress, control, python, log_dir, client)
         await runner.run()
     return reports
+
+
+async def run_share(
+    scenario: Scenario,
+    transport: str,
+    recorder: Recorder,
+    report: TransportReport,
+    control: RunControl,
+    share: WorkerShare,
+) -> None:
+    """A generator worker's part of one transport: ``scenario`` already holds its share."""
+    runner = _TransportRun(transport, scenario, recorder, report, Progress(), control, sys.executable, None, share=share)
+    await runner.run()
+
+
+def target_command(scenario: Scenario, transport: str, python: str, port: int | None) -> list[str] | None:
+    """The command that starts ``scenario``'s target for ``transport`` (None for a URL)."""
+    target = scenario.target
+    if target.reference:
+        return reference_command(
+            transport,
+            python=python,
+            port=port,
+            json_response=target.json_response,
+            stateless=target.stateless,
+            delay_ms=target.delay_ms,
+            leak_kb_per_session=target.leak_kb_per_session,
+        )
+    return scenario.command_for(transport, port, python)
+
+
+@asynccontextmanager
+async def open_target(
+    transport: str, scenario: Scenario, python: str, log_dir: Path | None
+) -> AsyncIterator[Endpoint]:
+    """Start (or find) ``scenario``'s target for ``transport``; stop it on leaving."""
+    target = scenario.target
+    port = free_port() if transport != "stdio" else None
+    stderr_log = log_dir / f"server-{transport}.log" if log_dir is not None else None
+    async with start_target(
+        transport,
+        command=target_command(scenario, transport, python, port),
+        url=None if target.reference else scenario.url_for(transport),
+        env=scenario.env_for(transport, port, python),
+        headers=target.headers,
+        ready_timeout=target.ready_timeout,
+        stderr_log=stderr_log,
+        port=port,
+        restart=target.restart,
+    ) as endpoint:
+        yield endpoint
 
 
 class _TransportRun:
@@ -141,9 +227,11 @@ class _TransportRun:
         python: str,
         log_dir: Path | None,
         client: ClientConfig = BUILTIN,
+        share: WorkerShare | None = None,
     ) -> None:
         self.transport = transport
         self.client = client
+        self.share = share
         self.pool: SdkPool | None = None
         #: (wall clock, our CPU, the SDK workers' cost) when measurement began, for the
         #: client's figures.
@@ -160,8 +248,9 @@ class _TransportRun:
         self.ops = ops
         self.stats: list[OpStats] = [recorder.op(transport, op.name) for op in ops]
         self.checkers = [Checker(op) for op in ops]
-        self.picker = OpPicker([op.weight for op in ops], seed=0)
-        self.token = secrets.token_hex(3)
+        # Workers draw different op sequences; together they keep the weights.
+        self.picker = OpPicker([op.weight for op in ops], seed=share.index if share else 0)
+        self.token = share.token if share else secrets.token_hex(3)
         self.counter = itertools.count(1)
         self.seed_base = secrets.randbits(32)
         self.stopping = anyio.Event()
@@ -202,6 +291,8 @@ class _TransportRun:
         self.pending_restarts = 0
         #: The load is over and the server idles (``health.idle``).
         self.idling = False
+        #: Open model: sessions that may have room for another call (see _schedule).
+        self.room: deque[_Slot] = deque()
 
     # -- plan -------------------------------------------------------------------------------
 
@@ -223,36 +314,30 @@ class _TransportRun:
         t = max(0.0, (now_ns - self.measure_start_ns) / 1e9)
         for stage in stages:
             if t < stage.duration:
-                return stage.sessions or self.workload.sessions
+                return self._stage_sessions(stage)
             t -= stage.duration
-        return stages[-1].sessions or self.workload.sessions
+        return self._stage_sessions(stages[-1])
+
+    def _stage_sessions(self, stage: Any) -> int:
+        # A stage of 0 sessions is idle (and a worker's share of a small stage may be 0).
+        return int(stage.sessions) if stage.sessions is not None else self.workload.sessions
 
     # -- the run ----------------------------------------------------------------------------
 
+    def _target(self) -> AbstractAsyncContextManager[Endpoint]:
+        if self.share is not None:
+            # A worker: the parent launched the target once for all workers.
+            return nullcontext(self.share.endpoint)
+        return open_target(self.transport, self.scenario, self.python, self.log_dir)
+
     async def run(self) -> None:
         transport = self.transport
-        scenario = self.scenario
-        target = scenario.target
-        port = free_port() if transport != "stdio" else None
-        command = self._command(port)
-        url = None if target.reference else scenario.url_for(transport)
-        stderr_log = self.log_dir / f"server-{transport}.log" if self.log_dir is not None else None
-        client_log = self.log_dir / f"client-{transport}.log" if self.log_dir is not None else None
         cpu_start = _cpu_s()
         wall_start = time.perf_counter()
+        client_log = self.log_dir / f"client-{transport}.log" if self.log_dir is not None else None
         try:
             async with (
-                start_target(
-                    transport,
-                    command=command,
-                    url=url,
-                    env=scenario.env_for(transport, port, self.python),
-                    headers=target.headers,
-                    ready_timeout=target.ready_timeout,
-                    stderr_log=stderr_log,
-                    port=port,
-                    restart=target.restart,
-                ) as endpoint,
+                self._target() as endpoint,
                 _http_client(transport if not self.client.is_sdk else "stdio") as http,
                 _client_pool(self.client, client_log) as pool,
                 task_group() as tg,
@@ -273,7 +358,10 @@ class _TransportRun:
                     await self._run_closed()
                 await self._record_client_cost()
                 # Measurement ends with the load; an idle period after it is the server's alone.
-                self.recorder.finish_transport(transport, time.perf_counter_ns())
+                end_ns = time.perf_counter_ns()
+                if self.share is not None:
+                    self.share.interval(end_ns, end_ns < self.measure_start_ns, True)
+                self.recorder.finish_transport(transport, end_ns)
                 cpu_s = _cpu_s() - cpu_start
                 wall_s = time.perf_counter() - wall_start
                 await self._idle()
@@ -293,29 +381,20 @@ class _TransportRun:
             saturated=busy > GENERATOR_BUSY_LIMIT or lag_p99_us > GENERATOR_LAG_LIMIT_US,
             lag_max_us=self.lag.get_max_value(),
             in_flight_max=self.in_flight_max,
+            # A worker's parent merges the lag histograms exactly (see loadtest.workers).
+            **({"lag_hdr": self.lag.encode().decode("ascii")} if self.share is not None else {}),
         )
         server, generator = self.health.sections()
         self.recorder.set_server(transport, server)
         self.recorder.set_generator_memory(transport, generator)
         self.progress.transport_done(transport)
 
-    def _command(self, port: int | None) -> list[str] | None:
-        target = self.scenario.target
-        if target.reference:
-            return reference_command(
-                self.transport,
-                python=self.python,
-                port=port,
-                json_response=target.json_response,
-                stateless=target.stateless,
-                delay_ms=target.delay_ms,
-                leak_kb_per_session=target.leak_kb_per_session,
-            )
-        return self.scenario.command_for(self.transport, port, self.python)
+    async def _ready(self) -> None:
+        """The first session is up: the clock starts, warm-up begins.
 
-    def _ready(self) -> None:
-        """The first session is up: the clock starts, warm-up begins."""
-        self.t0_ns = time.perf_counter_ns()
+        A worker's clock starts when the parent says, at the same instant for every worker.
+        """
+        self.t0_ns = await self.share.start() if self.share is not None else time.perf_counter_ns()
         # Warm-up calls never reach the recorder (_call drops them), so its clock for this
         # transport can start now, set to the end of warm-up, before any call exists to race.
         self.recorder.reset(self.measure_start_ns, transport=self.transport)
@@ -622,7 +701,7 @@ class _TransportRun:
                     continue
                 if first:
                     first = False
-                    self._ready()
+                    await self._ready()
                     task_status.started()
                 calls = 0
                 while churn == 0 or calls < churn:
@@ -680,11 +759,12 @@ class _TransportRun:
             await tg.start(self._slot_worker, slots[0], True)
             for slot in slots[1:]:
                 tg.start_soon(self._slot_worker, slot, False)
-            async with task_group() as calls:
+            # One task per call: the light kind (see loadtest.aio).
+            async with light_task_group() as calls:
                 await self._schedule(slots, calls)
                 self.stopping.set()
                 await self._drain()
-                calls.cancel_scope.cancel()
+                calls.cancel()
             tg.cancel_scope.cancel()
 
     def _rate_stages(self) -> list[Any]:
@@ -697,31 +777,47 @@ class _TransportRun:
         warmup = [(workload.warmup, stages[0][1])] if workload.warmup else []
         return rate_stages(warmup + stages)
 
-    async def _schedule(self, slots: list[_Slot], calls: TaskGroup) -> None:
+    async def _schedule(self, slots: list[_Slot], calls: LightTaskGroup) -> None:
         cap = self.workload.max_in_flight or math.inf
         turn = 0
         end_ns = self.measure_start_ns + int(self.planned_s * 1e9) if self.planned_s is not None else None
-        for t in arrivals(self._rate_stages()):
+        schedule: Iterator[float] = arrivals(self._rate_stages())
+        if self.share is not None:
+            # Worker i of n sends arrivals i, i+n, i+2n...: together exactly the one schedule.
+            schedule = itertools.islice(schedule, self.share.index, None, self.share.count)
+        for t in schedule:
             intended = self.t0_ns + int(t * 1e9)
             if end_ns is not None and intended >= end_ns:
                 break
             delay = (intended - time.perf_counter_ns()) / 1e9
-            if delay > 0:
+            if delay > _SHORT_SLEEP_S:
                 await _sleep_unless(self.stopping, delay)
+            elif delay > 0:
+                # The usual gap between two calls: a plain sleep is several times cheaper than
+                # one that a stop can interrupt, and _ticket sees the stop right after.
+                await anyio.sleep(delay)
             if not self._ticket(intended):
                 return
             # The next open session with room for another call; if all are full, the next
             # open one in turn, where the call waits (its intended time keeps running).
+            # Sessions with room queue up in ``self.room`` (entries are checked when taken), so
+            # that choosing stays O(1) with a thousand sessions all busy.
             chosen = None
-            for step in range(len(slots)):
-                slot = slots[(turn + step) % len(slots)]
-                if slot.session is not None and (chosen is None or slot.in_flight < cap):
+            room = self.room
+            while room:
+                slot = room.popleft()
+                if slot.session is not None and slot.in_flight < cap:
                     chosen = slot
-                    if slot.in_flight < cap:
+                    if slot.in_flight + 1 < cap:
+                        room.append(slot)  # still room after this call: back of the queue
+                    break
+            else:
+                for step in range(len(slots)):
+                    slot = slots[(turn + step) % len(slots)]
+                    if slot.session is not None:
+                        chosen = slot
                         turn += step + 1
                         break
-            else:
-                turn += 1
             if chosen is None:
                 # No session is open (all reconnecting): the call cannot go out at all.
                 self.stats[self.picker.pick()].record(intended, intended, 0, error="no_session")
@@ -754,6 +850,8 @@ class _TransportRun:
             slot.in_flight -= 1
             if slot.in_flight == 0:
                 slot.idle.set()
+            if slot.session is not None and slot.in_flight + 1 == (self.workload.max_in_flight or math.inf):
+                self.room.append(slot)  # it was full and has room again
 
     async def _slot_worker(
         self, slot: _Slot, first: bool, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -767,9 +865,10 @@ class _TransportRun:
                     continue
                 slot.session = session
                 slot.calls, slot.head_start = slot.head_start, 0
+                self.room.append(slot)
                 if not started and first_slot:
                     started = True
-                    self._ready()
+                    await self._ready()
                     task_status.started()
                 async with task_group() as waiter:
                     waiter.start_soon(_set_when, self.stopping, slot.retire)
@@ -814,6 +913,8 @@ class _TransportRun:
             await anyio.sleep(max(0.0, (next_tick - time.perf_counter_ns()) / 1e9))
             now = time.perf_counter_ns()
             measuring = now >= self.measure_start_ns
+            if self.share is not None:
+                self.share.interval(now, not measuring, False)
             if measuring:
                 self.recorder.tick(now, transport=self.transport)
             if (
@@ -922,4 +1023,13 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-__all__ = ["Progress", "RunControl", "TransportReport", "run_scenario"]
+__all__ = [
+    "Progress",
+    "RunControl",
+    "TransportReport",
+    "WorkerShare",
+    "open_target",
+    "run_scenario",
+    "run_share",
+    "target_command",
+]

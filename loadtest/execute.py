@@ -62,13 +62,15 @@ async def execute(
     sdk: Mapping[str, Any] | None = None,
     checks: list[dict[str, Any]] | None = None,
     client: ClientConfig = BUILTIN,
+    workers: int = 1,
 ) -> RunOutcome:
     """Run ``scenario`` into ``directory``; the results are written whatever happens.
 
     ``python`` runs the bundled reference server (and fills ``{python}`` in a target
     command); ``sdk`` describes the environment it belongs to, for the results' metadata;
     ``checks`` are conformance results of the same target, kept in the ``checks`` section;
-    ``client`` makes the calls (``meta.client`` says which).
+    ``client`` makes the calls (``meta.client`` says which); ``workers`` > 1 spreads the load
+    over that many generator processes (``meta.workers``).
     """
     started = datetime.now(timezone.utc)
     control = control or RunControl()
@@ -77,12 +79,19 @@ async def execute(
     reports: dict[str, TransportReport] = {}
     try:
         reports = await run_scenario(
-            scenario, recorder, python=python, log_dir=directory, progress=progress, control=control, client=client
+            scenario,
+            recorder,
+            python=python,
+            log_dir=directory,
+            progress=progress,
+            control=control,
+            client=client,
+            workers=workers,
         )
     except LoadtestError as exc:
         failure = exc
     recorder.finish()
-    document = _document(scenario, recorder, reports, started, python, sdk, checks, client)
+    document = _document(scenario, recorder, reports, started, python, sdk, checks, client, workers)
     if failure is not None:
         document["error"] = str(failure)
     path = write_run(directory, document)
@@ -107,6 +116,7 @@ def _document(
     sdk: Mapping[str, Any] | None,
     checks: list[dict[str, Any]] | None,
     client: ClientConfig,
+    workers: int,
 ) -> dict[str, Any]:
     transports = recorder.summary()
     for name, report in reports.items():
@@ -124,6 +134,8 @@ def _document(
         # test) or an `mcp` SDK's own client (that client is under test too).
         "client": client.meta(),
         "scenario_hash": scenario.scenario_hash,
+        # Generator processes; not part of the scenario (nor its hash): the load is the same.
+        "workers": workers,
     }
     thresholds = [result.to_dict() for result in evaluate(scenario.thresholds, transports)]
     return build_run(meta, scenario.to_dict(), transports, recorder.totals(), thresholds, checks)

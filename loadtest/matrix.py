@@ -99,6 +99,7 @@ async def run_matrix(
     client: ClientKind = "builtin",
     client_specs: Sequence[str] = (),
     client_workers: int = DEFAULT_WORKERS,
+    workers: int = 1,
 ) -> list[Side]:
     """Build every environment, then run the scenario ``repeat`` times per side, interleaved.
 
@@ -168,6 +169,7 @@ async def run_matrix(
             sdk={"name": "mcp", "version": env.mcp_version, "spec": side.spec, "freeze": env.freeze},
             checks=side.checks,
             client=side.client,
+            workers=workers,
         )
         spent.append(time.monotonic() - began)
         _account(side, outcome, say)

@@ -244,6 +244,51 @@ class OpStats:
         if len(kept) < MAX_EXAMPLES:
             kept.append(_jsonable(example))
 
+    # -- merging (generator workers, see loadtest.workers) -----------------------------------
+
+    def counts(self) -> dict[str, Any]:
+        """The counters, as :meth:`set_counts` takes them (one worker's part of a merge)."""
+        return {
+            "count": self.count,
+            "ok": self.ok,
+            "errors": dict(self.errors),
+            "silent": dict(self.silent),
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "out_of_range": self.out_of_range,
+        }
+
+    def set_counts(self, parts: Iterable[Mapping[str, Any]]) -> None:
+        """Set the counters to the sums of ``parts`` (each a :meth:`counts` of another recorder)."""
+        self.count = self.ok = self.bytes_in = self.bytes_out = self.out_of_range = 0
+        self.errors.clear()
+        self.silent.clear()
+        for part in parts:
+            self.count += part["count"]
+            self.ok += part["ok"]
+            self.bytes_in += part["bytes_in"]
+            self.bytes_out += part["bytes_out"]
+            self.out_of_range += part["out_of_range"]
+            for mine, theirs in ((self.errors, part["errors"]), (self.silent, part["silent"])):
+                for kind, n in theirs.items():
+                    mine[kind] = mine.get(kind, 0) + n
+
+    def encoded_interval(self) -> tuple[str | None, str | None]:
+        """The pending interval's histograms (corrected, uncorrected), encoded; None when empty."""
+        if not self.interval.total_count and not self.interval_uncorrected.total_count:
+            return None, None
+        return encode_histogram(self.interval), encode_histogram(self.interval_uncorrected)
+
+    def add_interval(self, corrected: str | None, uncorrected: str | None) -> None:
+        """Add another recorder's interval (:meth:`encoded_interval`) to the pending one.
+
+        HdrHistograms of one configuration add exactly: the merged counts are the sums.
+        """
+        if corrected:
+            self.interval.decode_and_add(corrected)
+        if uncorrected:
+            self.interval_uncorrected.decode_and_add(uncorrected)
+
     def clear(self) -> None:
         """Forget everything recorded (the handle stays usable)."""
         for hist in (self.interval, self.interval_uncorrected, self.total, self.total_uncorrected):
@@ -461,6 +506,27 @@ class Recorder:
             stats.add_example(kind, example if example is not None else {"op": op, "detail": detail})
         else:
             stats.errors[kind] = stats.errors.get(kind, 0) + 1
+
+    def ops_of(self, transport: str) -> Mapping[str, OpStats]:
+        """The op handles of ``transport`` by op name (read-only view)."""
+        return dict(self._transport(transport).ops)
+
+    def add_sessions(self, transport: str, opened: int, failed: int, setup: str | None) -> None:
+        """Add another recorder's session counts and (encoded) set-up latency histogram."""
+        t = self._transport(transport)
+        t.sessions_opened += opened
+        t.sessions_failed += failed
+        if setup:
+            t.setup.decode_and_add(setup)
+
+    def encoded_sessions(self, transport: str) -> dict[str, Any]:
+        """Session counts and the set-up histogram (encoded), as :meth:`add_sessions` takes them."""
+        t = self._transport(transport)
+        return {
+            "opened": t.sessions_opened,
+            "failed": t.sessions_failed,
+            "setup": encode_histogram(t.setup) if t.setup.total_count else None,
+        }
 
     def set_protocol_version(self, transport: str, version: str | None) -> None:
         self._transport(transport).protocol_version = version

@@ -259,6 +259,25 @@ class Op:
             expected = _compile_str(text, seed_as_int=False) or _constant(text)
         object.__setattr__(self, "_expected_text", expected)
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # The compiled renderers are closures, which do not pickle; a copy (say, for a
+        # generator worker process) compiles its own from the declared fields.
+        return (
+            Op,
+            (
+                self.name,
+                self.method,
+                self.tool,
+                self.uri,
+                self.prompt,
+                self.arguments,
+                self.weight,
+                self.progress,
+                self.expect_progress,
+                self.expect,
+            ),
+        )
+
     def _compile_params(self) -> _Render:
         if self.method == "tools/call":
             params: dict[str, Any] = {"name": self.tool, "arguments": dict(self.arguments or {})}

@@ -23,14 +23,14 @@ def _positive(value: Any) -> bool:
     return isinstance(value, (int, float)) and value > 0
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(210)
 def test_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "generator_cost.json"
     done = subprocess.run(
         [sys.executable, str(BENCH), "--quick", "--out", str(out)],
         capture_output=True,
         text=True,
-        timeout=140,
+        timeout=200,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -68,6 +68,19 @@ def test_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
     assert sessions["lag_p99_us"] is not None
     assert set(sessions["passed"]) == {"rss", "lag", "errors"}
 
-    # One verdict per cost and blob transport, three for the sessions case.
-    assert len(doc["verdicts"]) == 2 * len(VARIANTS) + 3
+    for target in ("null", "http-json"):
+        scaling = doc["scaling"][target]
+        assert "error" not in scaling, (target, scaling)
+        assert set(scaling["by_workers"]) == {"1", "2"}
+        for figures in scaling["by_workers"].values():
+            for key in FIGURES:
+                assert _positive(figures[key]), (target, key, figures[key])
+        assert [run["workers"] for run in scaling["runs"]] == [1, 2]
+        for run in scaling["runs"]:
+            assert run["integrity"]["count"] == run["integrity"]["ok"] > 0, (target, run)
+        assert _positive(scaling["speedup"])
+        assert isinstance(scaling["passed"], bool)
+
+    # One verdict per cost and blob transport, three for the sessions case, one for scaling.
+    assert len(doc["verdicts"]) == 2 * len(VARIANTS) + 3 + 1
     assert all(isinstance(v["passed"], bool) for v in doc["verdicts"])

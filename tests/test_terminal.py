@@ -50,3 +50,12 @@ def test_a_saturated_generator_is_warned_about() -> None:
 def test_plain_text_has_no_escape_codes_and_colour_has() -> None:
     assert "\033[" not in render_summary(_run(), Style(colour=False))
     assert "\033[1;31m" in render_summary(_run(), Style(colour=True))
+
+
+def test_a_saturated_worker_is_named_and_workers_suggested() -> None:
+    text = render_summary(_run(saturated=True, cpu_busy=0.93, lag_p99_us=12000, workers=3), Style(colour=False))
+    assert "(CPU 93% of one core in the busiest of 3 workers, event-loop lag p99 12.0ms)" in text
+    assert "generator CPU 1.0s in 3 processes" in text
+    lagging = render_summary(_run(saturated=True, cpu_busy=0.2, lag_p99_us=12000), Style(colour=False))
+    assert "--workers" not in lagging
+    assert "--workers spreads the load" in render_summary(_run(saturated=True, cpu_busy=0.93), Style(colour=False))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from loadtest.driver import GENERATOR_BUSY_LIMIT
 from loadtest.units import format_latency_us
 
 _COLUMNS = ("transport", "op", "calls", "rate/s", "p50", "p90", "p99", "p99.9", "max", "errors", "silent")
@@ -96,7 +97,9 @@ def render_summary(run: Mapping[str, Any], style: Style) -> str:
             parts.append(f"server RSS peak {server['rss_peak_bytes'] / 2**20:.0f} MiB, CPU {server.get('cpu_s', 0):.1f}s")
         generator = section.get("generator") or {}
         if generator.get("cpu_s") is not None:
-            parts.append(f"generator CPU {generator['cpu_s']:.1f}s")
+            workers = generator.get("workers") or 1
+            spread = f" in {workers} processes" if workers > 1 else ""
+            parts.append(f"generator CPU {generator['cpu_s']:.1f}s{spread}")
         client = section.get("client") or {}
         if client.get("cpu_per_call_us") is not None:
             who = f"SDK client (mcp {client.get('mcp')})" if client.get("kind") == "sdk" else "client"
@@ -107,11 +110,16 @@ def render_summary(run: Mapping[str, Any], style: Style) -> str:
     for transport, section in transports.items():
         generator = section.get("generator") or {}
         if generator.get("saturated"):
+            workers = generator.get("workers") or 1
+            # Each worker is one event loop: its share of one core is what can run out.
+            where = f" in the busiest of {workers} workers" if workers > 1 else ""
+            busy = generator.get("cpu_busy", 0)
+            hint = "; with cores to spare, --workers spreads the load" if busy > GENERATOR_BUSY_LIMIT else ""
             lines.append(
                 style.red(
                     f"warning: on {transport} the load generator may be the bottleneck "
-                    f"(CPU {generator.get('cpu_busy', 0):.0%} of one core, event-loop lag p99 "
-                    f"{format_latency_us(generator.get('lag_p99_us') or 0)}): latencies include its own delays"
+                    f"(CPU {busy:.0%} of one core{where}, event-loop lag p99 "
+                    f"{format_latency_us(generator.get('lag_p99_us') or 0)}): latencies include its own delays{hint}"
                 )
             )
     for transport, section in transports.items():

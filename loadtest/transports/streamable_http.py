@@ -18,7 +18,7 @@ import anyio
 import orjson
 from anyio.streams.memory import MemoryObjectSendStream
 
-from loadtest.aio import task_group
+from loadtest.aio import light_task_group, task_group
 from loadtest.transports.base import Channel, Incoming, Message, Received, TransportError, deliver
 from loadtest.transports.http import client_session, describe_client_error
 from loadtest.transports.sse_parser import SseParser
@@ -77,7 +77,7 @@ async def connect_streamable_http(
     info: dict[str, Any] = {"url": url}
     async with client_session(http) as client:
         send_incoming, incoming = anyio.create_memory_object_stream[Incoming](_QUEUE)
-        async with task_group() as tg:
+        async with task_group() as tg, light_task_group() as posts:
 
             async def send(message: Message) -> int:
                 method = message.get("method")
@@ -85,8 +85,9 @@ async def connect_streamable_http(
                 if method == "initialize":
                     state.init_id = message.get("id")
                 if "id" in message and method is not None:
-                    # A request: its answer may take a while, and arrives on this POST.
-                    tg.start_soon(_post, client, url, state, message, body, send_incoming, info)
+                    # A request: its answer may take a while, and arrives on this POST. One
+                    # task per request, so the light kind (see loadtest.aio).
+                    posts.start_soon(_post, client, url, state, message, body, send_incoming, info)
                 else:
                     await _post(client, url, state, message, body, send_incoming, info)
                     if method == "notifications/initialized" and get_stream:
@@ -97,6 +98,7 @@ async def connect_streamable_http(
                 yield Channel(send, incoming, info)
             finally:
                 tg.cancel_scope.cancel()
+                posts.cancel()
                 incoming.close()
                 send_incoming.close()
         if delete_on_close and state.session_id is not None:
