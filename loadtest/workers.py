@@ -251,7 +251,7 @@ class _Parent:
                 self.monitored = True
                 tg.start_soon(self.monitor.run, endpoint.process.pid)
             # The workers reach the target; the process handle stays here.
-            shared = replace(endpoint, process=None)
+            shared = replace(endpoint, process=None, supervisor=None)
             async with AsyncExitStack() as stack:
                 for index in range(self.count):
                     target = await stack.enter_async_context(
