@@ -7,14 +7,12 @@ traceback.
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import sys
-from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import anyio
 import click
@@ -29,7 +27,7 @@ from loadtest.compare.model import load_side
 from loadtest.compare.terminal import render_comparison
 from loadtest.compare.verdicts import compare_sides
 from loadtest.driver import RunControl
-from loadtest.errors import LoadtestError, UsageError
+from loadtest.errors import UsageError, friendly
 from loadtest.execute import execute, watch_signals
 from loadtest.matrix import DEFAULT_REPEAT, check_differences, run_matrix, side_by_side, side_title
 from loadtest.progress import TerminalProgress
@@ -39,24 +37,8 @@ from loadtest.scenario import Scenario, load_scenario
 from loadtest.targets.reference import reference_command
 from loadtest.workers import MAX_WORKERS, check_workers
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
 EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE, EXIT_RUN_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
-
-def _friendly(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn our own errors into one line on stderr and their exit code."""
-
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except LoadtestError as exc:
-            click.echo(f"mcp-loadtest: error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-
-    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -89,7 +71,7 @@ def main() -> None:
 @click.option("--client-sdk", metavar="SPEC", help="The mcp release whose SDK client makes the calls (implies --client sdk). Default: the mcp installed with mcp-loadtest.")
 @click.option("--client-workers", type=click.IntRange(min=1), default=DEFAULT_WORKERS, show_default=True, help="SDK client: worker processes per transport.")
 @click.option("--workers", type=click.IntRange(min=1, max=MAX_WORKERS), default=1, show_default=True, help="Generator processes (one event loop, one core each) sharing the load.")
-@_friendly
+@friendly
 def run(
     scenario: Path | None,
     target_cmd: str | None,
@@ -218,7 +200,7 @@ def _style() -> Style:
 @click.option("--client-sdk", "client_specs", multiple=True, metavar="SPEC", help="SDK client release(s) to make the calls, crossed with every --sdk server (implies --client sdk). Repeat.")
 @click.option("--client-workers", type=click.IntRange(min=1), default=DEFAULT_WORKERS, show_default=True, help="SDK client: worker processes per transport.")
 @click.option("--workers", type=click.IntRange(min=1, max=MAX_WORKERS), default=1, show_default=True, help="Generator processes (one event loop, one core each) sharing the load.")
-@_friendly
+@friendly
 def matrix(
     scenario: Path | None,
     specs: tuple[str, ...],

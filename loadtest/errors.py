@@ -5,6 +5,16 @@ The CLI prints ``str(error)`` as one line and exits with ``error.exit_code``; no
 
 from __future__ import annotations
 
+import functools
+import sys
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import click
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
 
 class LoadtestError(Exception):
     """A failure the user should read as one line; exit code 3 (run could not be carried out)."""
@@ -30,3 +40,17 @@ class EnvBuildError(LoadtestError):
         self.output_tail = output_tail
         tail = output_tail.strip().splitlines()[-12:]
         super().__init__(f"could not build an environment for SDK spec {spec!r}:\n  " + "\n  ".join(tail))
+
+
+def friendly(func: Callable[P, R]) -> Callable[P, R]:
+    """For every command: our own errors become one line on stderr and their exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except LoadtestError as exc:
+            click.echo(f"mcp-loadtest: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper

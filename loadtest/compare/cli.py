@@ -7,41 +7,23 @@ be compared (different scenario hashes or machine fingerprints, without ``--forc
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import ParamSpec, TypeVar
 
 import click
 
 from loadtest.compare.model import MATRIX_FILE, Run, Side, load_side, matrix_sides
 from loadtest.compare.terminal import render_comparison
 from loadtest.compare.verdicts import DEFAULT_ALPHA, DEFAULT_MIN_EFFECT, Comparison, compare_sides
-from loadtest.errors import LoadtestError, UsageError
+from loadtest.errors import UsageError, friendly
 from loadtest.recovery import PARTIAL_NOTE, can_rebuild, rebuild_run
 from loadtest.report.terminal import Style, render_summary
 from loadtest.results import RUN_FILE
 
 __all__ = ["compare_command", "parse_fraction", "report_command", "write_reports"]
 
-P = ParamSpec("P")
-R = TypeVar("R")
 
-
-def _friendly(func: Callable[P, R]) -> Callable[P, R]:
-    """Our own errors become one line on stderr and their exit code (as in loadtest.cli)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except LoadtestError as exc:
-            click.echo(f"mcp-loadtest: error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-
-    return wrapper
 
 
 def parse_fraction(text: str, what: str = "--min-effect") -> float:
@@ -125,7 +107,7 @@ _OUT = click.Path(path_type=Path, dir_okay=False)
 @click.option("--min-effect", default=f"{DEFAULT_MIN_EFFECT:.0%}", show_default=True, metavar="PCT", help="Smallest change called a regression or an improvement.")
 @click.option("--alpha", default=DEFAULT_ALPHA, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True), help="Significance level.")
 @click.option("--force", is_flag=True, help="Compare even runs with different scenario hashes or machine fingerprints.")
-@_friendly
+@friendly
 def compare_command(
     paths: tuple[Path, ...],
     a_paths: tuple[Path, ...],
@@ -159,7 +141,7 @@ def compare_command(
 @click.command("report")
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--html", type=_OUT, metavar="F", help="Write a self-contained HTML report with plots.")
-@_friendly
+@friendly
 def report_command(run: Path, html: Path | None) -> None:
     """Print RUN's summary table again, and write its HTML report with --html.
 

@@ -6,13 +6,11 @@ started or reached. This module never imports ``loadtest.cli`` (that one imports
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
-from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import anyio
 import click
@@ -22,28 +20,13 @@ from loadtest import __version__
 from loadtest.conformance.model import CheckResult
 from loadtest.conformance.report import render_checks
 from loadtest.conformance.runner import run_checks
-from loadtest.errors import LoadtestError
+from loadtest.errors import friendly
 from loadtest.results import build_run, environment, run_dir, write_run
 from loadtest.scenario import Scenario, load_scenario
 from loadtest.targets.reference import REFERENCE_SERVER
 
-P = ParamSpec("P")
-R = TypeVar("R")
 CHECKS_FILE = "checks.json"
 
-
-def _friendly(func: Callable[P, R]) -> Callable[P, R]:
-    """Our own errors become one line on stderr and their exit code (as in loadtest.cli)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except LoadtestError as exc:
-            click.echo(f"mcp-loadtest: error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-
-    return wrapper
 
 
 @click.command("check")
@@ -74,7 +57,7 @@ def _friendly(func: Callable[P, R]) -> Callable[P, R]:
     is_flag=True,
     help="Print the checks as JSON (the official suite's checks.json vocabulary).",
 )
-@_friendly
+@friendly
 def check_command(
     scenario: Path | None,
     target_cmd: str | None,

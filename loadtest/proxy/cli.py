@@ -14,37 +14,19 @@ This module never imports ``loadtest.cli`` (that one imports this).
 
 from __future__ import annotations
 
-import functools
 import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import ParamSpec, TypeVar
 
 import anyio
 import click
 
 from loadtest.aio import task_group
-from loadtest.errors import LoadtestError, UsageError
+from loadtest.errors import UsageError, friendly
 from loadtest.proxy.faults import FAULT_KINDS, FaultSpec, InjectionLog, parse_faults
 
-P = ParamSpec("P")
-R = TypeVar("R")
 _PREFIX = "mcp-loadtest proxy"
 
-
-def _friendly(func: Callable[P, R]) -> Callable[P, R]:
-    """Our own errors become one line on stderr and their exit code (as in loadtest.cli)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except LoadtestError as exc:
-            click.echo(f"mcp-loadtest: error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-
-    return wrapper
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -73,7 +55,7 @@ def parse_listen(text: str) -> tuple[str, int]:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fault schedule.")
 @click.option("--log", "log_path", type=click.Path(path_type=Path, dir_okay=False), help="Append one JSON line per injected fault here.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-@_friendly
+@friendly
 def proxy_command(
     listen: str,
     upstream: str | None,
