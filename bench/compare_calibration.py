@@ -25,8 +25,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from loadtest.compare.model import Side, load_side
-from loadtest.compare.verdicts import IMPROVED, NOT_ENOUGH, REGRESSED, compare_sides
+from loadtest.analysis.compare.model import Side, load_side
+from loadtest.analysis.compare.verdicts import IMPROVED, NOT_ENOUGH, REGRESSED, compare_sides
 
 SCENARIO = """
 name = "calibration"

@@ -206,7 +206,7 @@ def _is_reference(proc: Any) -> bool:
 
 def _is_worker(proc: Any) -> bool:
     try:
-        return "loadtest.workers" in proc.cmdline()
+        return "loadtest.run.workers" in proc.cmdline()
     except Exception:
         return False
 
@@ -258,8 +258,8 @@ class Server:
 @asynccontextmanager
 async def reference_server(variant: str) -> AsyncIterator[Server]:
     """A fresh reference server for ``variant`` on the server CPU (stdio: just the command)."""
-    from loadtest.targets.process import launch, wait_for_port
-    from loadtest.targets.reference import DEFAULT_PATH, LOOPBACK, free_port, reference_command
+    from loadtest.core.process import launch, wait_for_port
+    from loadtest.run.targets.reference import DEFAULT_PATH, LOOPBACK, free_port, reference_command
 
     transport, json_response = VARIANTS[variant]
     if transport == "stdio":
@@ -276,8 +276,8 @@ async def reference_server(variant: str) -> AsyncIterator[Server]:
 @asynccontextmanager
 async def null_server() -> AsyncIterator[Server]:
     """A fresh ``bench/null_server.py`` (Streamable HTTP, JSON responses) on the server CPU."""
-    from loadtest.targets.process import launch, wait_for_port
-    from loadtest.targets.reference import LOOPBACK, free_port
+    from loadtest.core.process import launch, wait_for_port
+    from loadtest.run.targets.reference import LOOPBACK, free_port
 
     port = free_port()
     argv = pinned([sys.executable, str(NULL_SERVER), "--host", LOOPBACK, "--port", str(port)], SERVER_CPU)
@@ -288,7 +288,7 @@ async def null_server() -> AsyncIterator[Server]:
 
 
 def scenario_for(variant: str, server: Server, workload: str, ops: str) -> Any:
-    from loadtest.scenario import load_scenario
+    from loadtest.scenario.model import load_scenario
 
     transport, _ = VARIANTS[variant]
     if server.url is not None:
@@ -355,8 +355,8 @@ Sample = tuple[float, float, float, int, float]
 async def cost_generator(variant: str, plan: Plan) -> dict[str, Any]:
     import anyio
 
-    from loadtest.driver import RunControl, run_scenario
-    from loadtest.metrics import Recorder
+    from loadtest.measure.metrics import Recorder
+    from loadtest.run.driver import RunControl, run_scenario
 
     transport, _ = VARIANTS[variant]
     sessions = plan.cost_sessions_stdio if transport == "stdio" else plan.cost_sessions_http
@@ -427,7 +427,7 @@ async def cost_sdk(variant: str, plan: Plan) -> dict[str, Any]:
     import anyio
     from anyio.streams.buffered import BufferedByteReceiveStream
 
-    from loadtest.targets.process import launch
+    from loadtest.core.process import launch
 
     transport, _ = VARIANTS[variant]
     sessions = plan.cost_sessions_stdio if transport == "stdio" else plan.cost_sessions_http
@@ -510,8 +510,8 @@ async def case_cost(variant: str, plan: Plan) -> dict[str, Any]:
 
 async def scaling_run(target: str, workers: int, plan: Plan) -> dict[str, Any]:
     """One closed-loop run with ``workers`` generator processes; figures over the measured window."""
-    from loadtest.driver import Progress, run_scenario
-    from loadtest.metrics import Recorder
+    from loadtest.measure.metrics import Recorder
+    from loadtest.run.driver import Progress, run_scenario
 
     samples: list[tuple[float, int, float, float, float]] = []
 
@@ -621,8 +621,8 @@ async def case_sessions(variant: str, plan: Plan) -> dict[str, Any]:
     """
     import anyio
 
-    from loadtest.driver import run_scenario
-    from loadtest.metrics import Recorder
+    from loadtest.measure.metrics import Recorder
+    from loadtest.run.driver import run_scenario
 
     rss_start = rss_bytes()
     reset_peak_rss()
@@ -737,8 +737,8 @@ async def case_sessions(variant: str, plan: Plan) -> dict[str, Any]:
 
 
 async def case_blob(variant: str, plan: Plan) -> dict[str, Any]:
-    from loadtest.driver import run_scenario
-    from loadtest.metrics import Recorder
+    from loadtest.measure.metrics import Recorder
+    from loadtest.run.driver import run_scenario
 
     transport, _ = VARIANTS[variant]
     async with reference_server(variant) as server:

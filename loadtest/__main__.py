@@ -1,3 +1,3 @@
-from loadtest.cli import main
+from loadtest.cli.main import main
 
 main()

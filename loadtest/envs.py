@@ -42,7 +42,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from loadtest.errors import EnvBuildError, UsageError
+from loadtest.core.errors import EnvBuildError, UsageError
 
 CACHE_ENV_VAR = "MCP_LOADTEST_CACHE"
 #: Written last into a complete environment; its absence means "build (again)".

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.targets.reference import free_port, reference_command, start_target
-from loadtest.transports import Channel, connect
+from loadtest.protocol.transports import Channel, connect
+from loadtest.run.targets.reference import free_port, reference_command, start_target
 
 #: (transport, reference-server flags) for every way the reference server can be reached.
 MODES: dict[str, tuple[str, dict[str, bool]]] = {

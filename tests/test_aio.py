@@ -6,7 +6,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from loadtest.aio import call_later, light_task_group
+from loadtest.core.aio import call_later, light_task_group
 
 pytestmark = pytest.mark.anyio
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from loadtest.baseline import check_against_baseline, write_junit
-from loadtest.errors import LoadtestError, UsageError
-from loadtest.report.terminal import Style
+from loadtest.core.errors import LoadtestError, UsageError
+from loadtest.present.baseline import check_against_baseline, write_junit
+from loadtest.present.terminal import Style
 
 GOLDEN = Path(__file__).parent / "golden" / "compare"
 

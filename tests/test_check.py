@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from loadtest.cli import main
-from loadtest.conformance import CheckResult, check_target, diff_checks, render_checks
+from loadtest.cli.main import main
+from loadtest.conformance import CheckResult, diff_checks, render_checks
 from loadtest.conformance.model import SPEC_VERSIONS
-from loadtest.results import load_run
-from loadtest.targets.reference import free_port, reference_command
+from loadtest.results.document import load_run
+from loadtest.run.conformance import check_target
+from loadtest.run.targets.reference import free_port, reference_command
 from tests.conftest import MODES
 
 #: What the spec requires and mcp 2.x does not do: it rejects JSON-RPC batches even on a

@@ -17,7 +17,7 @@ import pytest
 from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogReader
 
-from loadtest.units import format_latency_us
+from loadtest.core.units import format_latency_us
 
 CLI = [sys.executable, "-m", "loadtest"]
 

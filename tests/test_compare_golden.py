@@ -16,7 +16,7 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from loadtest.cli import main
+from loadtest.cli.main import main
 
 GOLDEN = Path(__file__).parent / "golden" / "compare"
 EXPECTED = GOLDEN / "expected"
@@ -87,9 +87,9 @@ def test_single_runs_are_marked_thin(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_markdown_stays_under_the_limit_by_cutting_the_full_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from loadtest.compare.model import load_side
-    from loadtest.compare.verdicts import compare_sides
-    from loadtest.report.markdown import render_markdown
+    from loadtest.analysis.compare.model import load_side
+    from loadtest.analysis.compare.verdicts import compare_sides
+    from loadtest.present.markdown import render_markdown
 
     c = compare_sides(load_side([GOLDEN / "a"]), load_side([GOLDEN / "b"]), resamples=200)
     text = render_markdown(c, max_bytes=3000)
@@ -136,7 +136,7 @@ def test_a_matrix_directory_alone_compares_its_two_sdks(tmp_path: Path) -> None:
     matrix = tmp_path / "m"
     for side, label in (("a", "mcp-1.0"), ("b", "mcp-2.0")):
         shutil.copytree(GOLDEN / side, matrix / label)
-    plan = {"schema": "mcp-loadtest/matrix/1", "sides": [{"label": "mcp-1.0", "spec": "1.0", "runs": ["mcp-1.0/run-01"]}, {"label": "mcp-2.0", "spec": "2.0", "runs": ["mcp-2.0/run-01"]}]}
+    plan = {"schema": "mcp-loadtest/run/matrix/1", "sides": [{"label": "mcp-1.0", "spec": "1.0", "runs": ["mcp-1.0/run-01"]}, {"label": "mcp-2.0", "spec": "2.0", "runs": ["mcp-2.0/run-01"]}]}
     (matrix / "matrix.json").write_bytes(orjson.dumps(plan))
     result = CliRunner().invoke(main, ["compare", str(matrix)])
     assert result.exit_code == 1

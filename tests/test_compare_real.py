@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.compare.model import load_side
-from loadtest.compare.verdicts import REGRESSED, compare_sides
-from loadtest.execute import execute
-from loadtest.scenario import load_scenario
+from loadtest.analysis.compare.model import load_side
+from loadtest.analysis.compare.verdicts import REGRESSED, compare_sides
+from loadtest.run.execute import execute
+from loadtest.scenario.model import load_scenario
 
 pytestmark = pytest.mark.anyio
 

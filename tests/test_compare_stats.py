@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from loadtest.compare.model import Run, Side
-from loadtest.compare.stats import (
+from loadtest.analysis.compare.model import Run, Side
+from loadtest.analysis.compare.stats import (
     Bucketed,
     block_bootstrap,
     fisher_exact,
@@ -18,8 +18,8 @@ from loadtest.compare.stats import (
     min_rank_p,
     ratio_ci_katz,
 )
-from loadtest.compare.verdicts import IMPROVED, NOT_ENOUGH, REGRESSED, UNCHANGED, compare_sides
-from loadtest.errors import LoadtestError
+from loadtest.analysis.compare.verdicts import IMPROVED, NOT_ENOUGH, REGRESSED, UNCHANGED, compare_sides
+from loadtest.core.errors import LoadtestError
 
 
 def test_mann_whitney_exact_matches_reference_values() -> None:

@@ -22,9 +22,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from loadtest.conformance import CheckResult, check_target, diff_checks
+from loadtest.conformance import CheckResult, diff_checks
 from loadtest.envs import ensure_env
-from loadtest.targets.reference import free_port, reference_command, start_target
+from loadtest.run.conformance import check_target
+from loadtest.run.targets.reference import free_port, reference_command, start_target
 from tests.npm_servers import _REQUIRE_ENV, everything_command, npm_cache_dir, require_everything
 
 OFFICIAL_PACKAGE = "@modelcontextprotocol/conformance"

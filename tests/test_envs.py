@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from loadtest import envs
+from loadtest.core.errors import EnvBuildError, LoadtestError, UsageError
 from loadtest.envs import SdkEnv, ensure_env
-from loadtest.errors import EnvBuildError, LoadtestError, UsageError
-from loadtest.targets.reference import REFERENCE_SERVER
+from loadtest.run.targets.reference import REFERENCE_SERVER
 
 #: The oldest release the reference server supports; it needs compatibility pins today.
 OLD_SDK = "1.8.0"

@@ -19,16 +19,16 @@ import anyio
 import pytest
 from click.testing import CliRunner
 
-from loadtest.cli import main
-from loadtest.errors import UsageError
-from loadtest.execute import execute
-from loadtest.health import GROWING, STABLE, UNKNOWN, Sample, assess
-from loadtest.scenario import load_scenario
-from loadtest.session import open_session
-from loadtest.targets.reference import REFERENCE_SERVER, free_port, reference_command, start_target
-from loadtest.thresholds import parse_threshold
-from loadtest.transports import connect
-from loadtest.transports.http import new_client_session
+from loadtest.cli.main import main
+from loadtest.core.errors import UsageError
+from loadtest.measure.health import GROWING, STABLE, UNKNOWN, Sample, assess
+from loadtest.protocol.session import open_session
+from loadtest.protocol.transports import connect
+from loadtest.protocol.transports.http import new_client_session
+from loadtest.run.execute import execute
+from loadtest.run.targets.reference import REFERENCE_SERVER, free_port, reference_command, start_target
+from loadtest.scenario.model import load_scenario
+from loadtest.scenario.thresholds import parse_threshold
 
 MB = 2**20
 

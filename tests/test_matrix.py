@@ -11,10 +11,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from loadtest.compare.model import load_side
-from loadtest.compare.verdicts import compare_sides
-from loadtest.matrix import MATRIX_FILE, check_differences, interleaved, run_matrix, side_by_side
-from loadtest.scenario import Scenario, load_scenario
+from loadtest.analysis.compare.model import load_side
+from loadtest.analysis.compare.verdicts import compare_sides
+from loadtest.run.matrix import MATRIX_FILE, check_differences, interleaved, run_matrix, side_by_side
+from loadtest.scenario.model import Scenario, load_scenario
 from tests.test_envs import OLD_SDK
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(600)]

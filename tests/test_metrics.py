@@ -14,7 +14,7 @@ import pytest
 from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogReader
 
-from loadtest.metrics import (
+from loadtest.measure.metrics import (
     HIGHEST_US,
     MAX_EXAMPLES,
     UNATTRIBUTED,

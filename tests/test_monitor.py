@@ -16,7 +16,7 @@ import anyio.abc
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from loadtest.targets.monitor import ProcessMonitor, self_usage
+from loadtest.run.targets.monitor import ProcessMonitor, self_usage
 
 MB = 1 << 20
 

@@ -6,8 +6,8 @@ import runpy
 
 import pytest
 
-from loadtest.payload import RECORD_SIZE, blob_text, check_blob
-from loadtest.targets.reference import REFERENCE_SERVER
+from loadtest.run.payload import RECORD_SIZE, blob_text, check_blob
+from loadtest.run.targets.reference import REFERENCE_SERVER
 
 
 @pytest.mark.parametrize("n", [0, 1, 63, 64, 65, 4096, 100_003])

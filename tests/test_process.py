@@ -10,10 +10,10 @@ import anyio
 import psutil
 import pytest
 
-from loadtest.errors import TargetError
-from loadtest.session import open_session
-from loadtest.targets.process import launch, wait_for_port
-from loadtest.transports import connect
+from loadtest.core.errors import TargetError
+from loadtest.core.process import launch, wait_for_port
+from loadtest.protocol.session import open_session
+from loadtest.protocol.transports import connect
 
 pytestmark = pytest.mark.anyio
 

@@ -7,7 +7,7 @@ import socket
 import pytest
 from click.testing import CliRunner
 
-from loadtest.cli import main
+from loadtest.cli.main import main
 
 
 @pytest.mark.parametrize(

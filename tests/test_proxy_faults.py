@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from loadtest.driver import run_scenario
-from loadtest.metrics import Recorder
+from loadtest.core.process import launch, wait_for_port
+from loadtest.measure.metrics import Recorder
 from loadtest.proxy import FAULT_KINDS, expected_totals, read_log
-from loadtest.scenario import load_scenario
-from loadtest.targets.process import launch, wait_for_port
-from loadtest.targets.reference import DEFAULT_PATH, free_port, reference_command
+from loadtest.run.driver import run_scenario
+from loadtest.run.targets.reference import DEFAULT_PATH, free_port, reference_command
+from loadtest.scenario.model import load_scenario
 
 pytestmark = pytest.mark.anyio
 

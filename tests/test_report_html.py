@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from loadtest.cli import main
-from loadtest.compare.model import load_side
-from loadtest.compare.verdicts import compare_sides
-from loadtest.report.html import render_html_comparison, render_html_run
+from loadtest.analysis.compare.model import load_side
+from loadtest.analysis.compare.verdicts import compare_sides
+from loadtest.cli.main import main
+from loadtest.present.html import render_html_comparison, render_html_run
 
 GOLDEN = Path(__file__).parent / "golden" / "compare"
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from loadtest.errors import UsageError
-from loadtest.metrics import Recorder
-from loadtest.results import (
+from loadtest.core.errors import UsageError
+from loadtest.measure.metrics import Recorder
+from loadtest.results.document import (
     REDACTED,
     SCHEMA,
     build_run,

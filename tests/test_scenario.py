@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from loadtest.errors import UsageError
-from loadtest.scenario import BUNDLED_DEFAULT, Op, load_scenario
-from loadtest.units import format_duration, format_latency_us, parse_duration, parse_rate
+from loadtest.core.errors import UsageError
+from loadtest.core.units import format_duration, format_latency_us, parse_duration, parse_rate
+from loadtest.scenario.model import BUNDLED_DEFAULT, Op, load_scenario
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 SHIPPED = sorted(SCENARIOS.glob("*.toml"))

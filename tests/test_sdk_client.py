@@ -19,14 +19,14 @@ import anyio
 import psutil
 import pytest
 
-from loadtest.clients.config import BUILTIN, ClientConfig, resolve_client, sdk_client_from_env
-from loadtest.compare.model import load_side
-from loadtest.compare.verdicts import compare_sides
+from loadtest.analysis.compare.model import load_side
+from loadtest.analysis.compare.verdicts import compare_sides
 from loadtest.envs import ensure_env
-from loadtest.execute import RunOutcome, execute
-from loadtest.matrix import MATRIX_FILE, run_matrix, side_by_side
-from loadtest.report.terminal import Style, render_summary
-from loadtest.scenario import Scenario, load_scenario
+from loadtest.present.terminal import Style, render_summary
+from loadtest.run.clients.config import BUILTIN, ClientConfig, resolve_client, sdk_client_from_env
+from loadtest.run.execute import RunOutcome, execute
+from loadtest.run.matrix import MATRIX_FILE, run_matrix, side_by_side
+from loadtest.scenario.model import Scenario, load_scenario
 from tests.test_envs import OLD_SDK
 from tests.test_matrix import NEW_SDK
 

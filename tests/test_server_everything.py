@@ -23,10 +23,10 @@ import anyio
 import psutil
 import pytest
 
-from loadtest.session import Anomaly, Session, open_session
-from loadtest.targets.reference import Endpoint, free_port, start_target
-from loadtest.transports import Channel, connect
-from loadtest.transports.base import LATEST_PROTOCOL_VERSION, PROTOCOL_VERSIONS
+from loadtest.protocol.session import Anomaly, Session, open_session
+from loadtest.protocol.transports import Channel, connect
+from loadtest.protocol.transports.base import LATEST_PROTOCOL_VERSION, PROTOCOL_VERSIONS
+from loadtest.run.targets.reference import Endpoint, free_port, start_target
 from tests.npm_servers import everything_command, require_everything
 
 pytestmark = [pytest.mark.anyio, pytest.mark.npm]

@@ -17,11 +17,11 @@ import anyio
 import pytest
 from anyio.streams.memory import MemoryObjectSendStream
 
-from loadtest.integrity import NONCE_RE, Checker
+from loadtest.protocol.session import Anomaly, Outcome, Session, open_session
+from loadtest.protocol.transports.base import Channel, Incoming, Message, Received, TransportError
 from loadtest.proxy.faults import alter_position, parse_faults
-from loadtest.scenario import Expect, Op
-from loadtest.session import Anomaly, Outcome, Session, open_session
-from loadtest.transports.base import Channel, Incoming, Message, Received, TransportError
+from loadtest.run.check import NONCE_RE, Checker
+from loadtest.scenario.model import Expect, Op
 
 pytestmark = pytest.mark.anyio
 
@@ -120,9 +120,9 @@ def test_another_calls_answer_is_misrouted_even_when_its_nonce_is_shorter() -> N
 
 
 async def test_the_tester_sends_fixed_width_nonces(tmp_path: Path) -> None:
-    from loadtest.driver import run_scenario
-    from loadtest.metrics import Recorder
-    from loadtest.scenario import load_scenario
+    from loadtest.measure.metrics import Recorder
+    from loadtest.run.driver import run_scenario
+    from loadtest.scenario.model import load_scenario
 
     path = tmp_path / "s.toml"
     path.write_text(
@@ -166,7 +166,7 @@ def test_alter_never_touches_a_nonce_or_a_blob_seed() -> None:
     ],
 )
 def test_fault_specs_are_checked(spec: str, message: str) -> None:
-    from loadtest.errors import UsageError
+    from loadtest.core.errors import UsageError
 
     with pytest.raises(UsageError, match=re.escape(message)):
         parse_faults(spec)

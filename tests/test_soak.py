@@ -24,9 +24,9 @@ import pytest
 from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogReader
 
-from loadtest.driver import Progress, run_scenario
-from loadtest.metrics import Recorder
-from loadtest.scenario import load_scenario
+from loadtest.measure.metrics import Recorder
+from loadtest.run.driver import Progress, run_scenario
+from loadtest.scenario.model import load_scenario
 
 CLI = [sys.executable, "-m", "loadtest"]
 PACKAGE = str(Path(__file__).resolve().parent.parent / "loadtest")

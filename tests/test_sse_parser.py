@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loadtest.transports.sse_parser import SseParser
+from loadtest.protocol.transports.sse_parser import SseParser
 
 
 def test_events_split_across_arbitrary_chunks() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from loadtest.report.terminal import Style, render_summary
+from loadtest.present.terminal import Style, render_summary
 
 
 def _run(**generator: Any) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from loadtest.thresholds import Threshold, evaluate, parse_threshold
+from loadtest.scenario.thresholds import Threshold, evaluate, parse_threshold
 
 
 def op_stats(

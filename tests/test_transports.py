@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from loadtest.payload import check_blob
-from loadtest.session import open_session
-from loadtest.transports.base import PROTOCOL_VERSIONS
+from loadtest.protocol.session import open_session
+from loadtest.protocol.transports.base import PROTOCOL_VERSIONS
+from loadtest.run.payload import check_blob
 from tests.conftest import MODES, reference_channel
 
 pytestmark = pytest.mark.anyio

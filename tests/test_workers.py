@@ -16,12 +16,12 @@ import pytest
 from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogReader
 
-import loadtest.session as session_module
-from loadtest.errors import UsageError
-from loadtest.execute import execute
-from loadtest.scenario import Scenario, load_scenario
-from loadtest.session import Session, number_sessions
-from loadtest.workers import check_workers, share_scenario, split
+import loadtest.protocol.session as session_module
+from loadtest.core.errors import UsageError
+from loadtest.protocol.session import Session, number_sessions
+from loadtest.run.execute import execute
+from loadtest.run.workers import check_workers, share_scenario, split
+from loadtest.scenario.model import Scenario, load_scenario
 
 CLI = [sys.executable, "-m", "loadtest"]
 
@@ -231,7 +231,7 @@ def _wait_for_line(proc: subprocess.Popen[str], text: str) -> None:
 
 
 def _workers_of(pid: int) -> list[psutil.Process]:
-    return [p for p in psutil.Process(pid).children(recursive=True) if "loadtest.workers" in " ".join(p.cmdline())]
+    return [p for p in psutil.Process(pid).children(recursive=True) if "loadtest.run.workers" in " ".join(p.cmdline())]
 
 
 def test_interrupt_with_workers_writes_merged_partial_results_and_leaves_no_process(tmp_path: Path) -> None:

@@ -28,8 +28,8 @@ from loadtest.conformance.model import (
     Status,
 )
 from loadtest.conformance.probe import ACCEPT_BOTH, Prober, Reply, initialize_params, rpc
-from loadtest.errors import TargetError
-from loadtest.transports.http import new_client_session
+from loadtest.core.errors import TargetError
+from loadtest.protocol.transports.http import new_client_session
 
 T = "http"
 _SM = "basic/transports#session-management"

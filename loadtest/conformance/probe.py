@@ -17,8 +17,8 @@ import aiohttp
 import anyio
 import orjson
 
-from loadtest.transports.http import describe_client_error
-from loadtest.transports.sse_parser import SseEvent, SseParser
+from loadtest.protocol.transports.http import describe_client_error
+from loadtest.protocol.transports.sse_parser import SseEvent, SseParser
 
 #: Bytes of a body kept in ``details``.
 BODY_PREVIEW = 300

@@ -29,9 +29,9 @@ from loadtest.conformance.model import (
     Status,
 )
 from loadtest.conformance.probe import PROBE_TIMEOUT_S, Prober, Reply, initialize_params, preview, rpc
-from loadtest.errors import TargetError
-from loadtest.transports.http import describe_client_error, new_client_session
-from loadtest.transports.sse_parser import SseEvent, SseParser
+from loadtest.core.errors import TargetError
+from loadtest.protocol.transports.http import describe_client_error, new_client_session
+from loadtest.protocol.transports.sse_parser import SseEvent, SseParser
 
 T = "sse"
 _REF = "basic/transports#http-with-sse"

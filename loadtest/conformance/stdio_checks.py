@@ -20,8 +20,8 @@ import orjson
 
 from loadtest.conformance.model import ALL, FUTURE_VERSION, SPEC_VERSIONS, CheckResult, CheckSpec, Status
 from loadtest.conformance.probe import initialize_params, preview, rpc
-from loadtest.errors import TargetError
-from loadtest.targets.process import TargetProcess, launch
+from loadtest.core.errors import TargetError
+from loadtest.core.process import TargetProcess, launch
 
 T = "stdio"
 _REF = "basic/transports#stdio"

@@ -1,4 +1,4 @@
-"""``mcp-loadtest proxy``: the fault-injecting proxy (registered in loadtest/cli.py).
+"""``mcp-loadtest proxy``: the fault-injecting proxy (registered in loadtest/cli/main.py).
 
 HTTP (legacy SSE and Streamable HTTP)::
 
@@ -9,7 +9,7 @@ stdio, as a wrapper command::
 
     mcp-loadtest proxy --stdio --faults duplicate:0.02 --log faults.jsonl -- python server.py
 
-This module never imports ``loadtest.cli`` (that one imports this).
+This module never imports ``loadtest.cli.main`` (that one imports this).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pathlib import Path
 import anyio
 import click
 
-from loadtest.aio import task_group
-from loadtest.errors import UsageError, friendly
+from loadtest.core.aio import task_group
+from loadtest.core.errors import UsageError, friendly
 from loadtest.proxy.faults import FAULT_KINDS, FaultSpec, InjectionLog, parse_faults
 
 _PREFIX = "mcp-loadtest proxy"

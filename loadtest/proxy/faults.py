@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from loadtest.errors import UsageError
+from loadtest.core.errors import UsageError
 
 #: Every fault kind, in the order the documentation lists them.
 FAULT_KINDS = (

@@ -30,11 +30,11 @@ import anyio
 from aiohttp import web
 from multidict import CIMultiDict
 
-from loadtest.aio import task_group
-from loadtest.errors import LoadtestError, UsageError
+from loadtest.core.aio import task_group
+from loadtest.core.errors import LoadtestError, UsageError
+from loadtest.protocol.transports.sse_parser import SseEvent, SseParser
 from loadtest.proxy.engine import Injector, Sink
 from loadtest.proxy.faults import FaultSpec, InjectionLog
-from loadtest.transports.sse_parser import SseEvent, SseParser
 
 #: Headers that belong to one connection, or that aiohttp sets itself.
 _HOP_BY_HOP = frozenset(

@@ -19,8 +19,8 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from loadtest.aio import task_group
-from loadtest.errors import UsageError
+from loadtest.core.aio import task_group
+from loadtest.core.errors import UsageError
 from loadtest.proxy.engine import Injector, Sink
 from loadtest.proxy.faults import FaultSpec, InjectionLog
 

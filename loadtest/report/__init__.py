@@ -1,1 +1,0 @@
-"""Reports: terminal tables now; markdown, HTML and JUnit later."""

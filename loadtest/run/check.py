@@ -1,0 +1,173 @@
+"""Is an answer right? Classify every outcome as ok, a loud error, or a silent failure.
+
+Loud: what a normal client would notice (transport error, JSON-RPC error, ``isError``).
+Silent: it looked fine to the transport but was wrong (DESIGN.md's taxonomy): ``lost``,
+``truncated``, ``corrupt``, ``misrouted``, ``duplicate``, ``malformed``, ``notification_lost``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from loadtest.protocol.session import Outcome
+from loadtest.run.payload import check_blob
+from loadtest.scenario.model import Op
+
+#: Nonces look like ``nonce-<run token>-<n>``; finding someone else's in an answer proves misrouting.
+NONCE_RE = re.compile(r"nonce-[0-9a-f]{6}-[0-9]+")
+_BLOB_URI = re.compile(r"^blob://(\d+)(?:/(\d+))?$")
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    error: str | None = None
+    silent: str | None = None
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.silent is None
+
+
+OK = Verdict()
+
+
+class Checker:
+    """Checks the answers to one op; keeps the reference answer for ``consistent`` mode."""
+
+    __slots__ = ("_reference", "op")
+
+    def __init__(self, op: Op) -> None:
+        self.op = op
+        self._reference: str | None = None
+
+    def check(self, outcome: Outcome, params: dict[str, Any] | None, nonce: str, seed: int) -> Verdict:
+        error = outcome.error
+        if error is not None:
+            return Verdict(silent=error.kind, detail=error.detail) if error.silent else Verdict(error=error.kind, detail=error.detail)
+        op = self.op
+        result = outcome.result
+        if not isinstance(result, dict):
+            return Verdict(silent="malformed", detail=f"result is {type(result).__name__}, not an object")
+        text, problem = _text_of(op.method, result)
+        if problem:
+            return Verdict(silent="malformed", detail=problem)
+        expect = op.expect
+        is_error = result.get("isError") is True
+        if is_error != bool(expect.is_error):
+            if is_error:
+                return Verdict(error="is_error", detail=f"isError: true: {_short(text)}")
+            return Verdict(silent="corrupt", detail="expected isError: true, got a normal result")
+        if outcome.progress < op.expect_progress:
+            return Verdict(
+                silent="notification_lost",
+                detail=f"{outcome.progress} of {op.expect_progress} progress notifications arrived",
+            )
+        if text is None:
+            return OK
+        verdict = self._expectation(text, result, params, nonce, seed)
+        if verdict is OK and nonce not in text and (foreign := NONCE_RE.search(text)) is not None:
+            return Verdict(silent="misrouted", detail=f"answer carries another request's nonce {foreign.group()}")
+        return verdict
+
+    def _expectation(self, text: str, result: dict[str, Any], params: dict[str, Any] | None, nonce: str, seed: int) -> Verdict:
+        op = self.op
+        expect = op.expect
+        if expect.blob:
+            n, blob_seed = _blob_request(op.method, params)
+            if n is None:
+                return OK
+            blob = check_blob(text, n, blob_seed)
+            return OK if blob.verdict == "ok" else Verdict(silent=blob.verdict, detail=blob.detail)
+        if expect.text is not None:
+            wanted = op.expected_text(nonce, seed)
+            assert wanted is not None
+            return OK if text == wanted else _mismatch(text, wanted, nonce)
+        if expect.regex is not None:
+            return OK if expect.regex.search(text) else Verdict(silent="corrupt", detail=f"{_short(text)} does not match /{expect.regex.pattern}/")
+        if expect.length is not None:
+            if len(text) == expect.length:
+                return OK
+            kind = "truncated" if len(text) < expect.length else "corrupt"
+            return Verdict(silent=kind, detail=f"{len(text)} chars, expected {expect.length}")
+        if expect.sha256 is not None:
+            digest = hashlib.sha256(text.encode()).hexdigest()
+            return OK if digest == expect.sha256 else Verdict(silent="corrupt", detail=f"sha256 {digest[:16]}…, expected {expect.sha256[:16]}…")
+        if expect.json is not None:
+            where = _subset_mismatch(expect.json, result, "result")
+            return OK if where is None else Verdict(silent="corrupt", detail=where)
+        if expect.consistent:
+            if self._reference is None:
+                self._reference = text
+                return OK
+            return OK if text == self._reference else _mismatch(text, self._reference, nonce)
+        return OK
+
+
+def _text_of(method: str, result: dict[str, Any]) -> tuple[str | None, str]:
+    """The text an answer carries, or a description of why its shape is wrong."""
+    try:
+        if method == "tools/call":
+            return "".join(c["text"] for c in result["content"] if c.get("type") == "text"), ""
+        if method == "resources/read":
+            return "".join(c.get("text", "") for c in result["contents"]), ""
+        if method == "prompts/get":
+            return "".join(m["content"].get("text", "") for m in result["messages"]), ""
+        if method == "tools/list" and not isinstance(result.get("tools"), list):
+            return None, "tools/list result has no 'tools' list"
+    except (KeyError, TypeError, AttributeError) as exc:
+        return None, f"{method} result lacks {exc!s}: {_short(str(result))}"
+    return None, ""
+
+
+def _blob_request(method: str, params: dict[str, Any] | None) -> tuple[int | None, int]:
+    if params is None:
+        return None, 0
+    if method == "resources/read":
+        match = _BLOB_URI.match(str(params.get("uri", "")))
+        if match is None:
+            return None, 0
+        return int(match.group(1)), int(match.group(2) or 0)
+    arguments = params.get("arguments") or {}
+    try:
+        return int(arguments["n_bytes"]), int(arguments.get("seed", 0))
+    except (KeyError, TypeError, ValueError):
+        return None, 0
+
+
+def _mismatch(got: str, wanted: str, nonce: str) -> Verdict:
+    if len(got) < len(wanted) and wanted.startswith(got):
+        return Verdict(silent="truncated", detail=f"{len(got)} of {len(wanted)} chars arrived")
+    if nonce not in got and (foreign := NONCE_RE.search(got)) is not None:
+        return Verdict(silent="misrouted", detail=f"answer carries another request's nonce {foreign.group()}")
+    return Verdict(silent="corrupt", detail=f"got {_short(got)}, expected {_short(wanted)}")
+
+
+def _subset_mismatch(expected: Any, got: Any, path: str) -> str | None:
+    """Where ``got`` fails to contain ``expected`` (dicts: subset of keys; lists: element-wise prefix)."""
+    if isinstance(expected, dict):
+        if not isinstance(got, dict):
+            return f"{path}: expected an object"
+        for key, value in expected.items():
+            if key not in got:
+                return f"{path}.{key}: missing"
+            if (where := _subset_mismatch(value, got[key], f"{path}.{key}")) is not None:
+                return where
+        return None
+    if isinstance(expected, list):
+        if not isinstance(got, list) or len(got) < len(expected):
+            return f"{path}: expected a list of at least {len(expected)}"
+        for i, value in enumerate(expected):
+            if (where := _subset_mismatch(value, got[i], f"{path}[{i}]")) is not None:
+                return where
+        return None
+    return None if expected == got else f"{path}: {_short(repr(got))} != {_short(repr(expected))}"
+
+
+def _short(text: str | None, limit: int = 80) -> str:
+    if text is None:
+        return "<none>"
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"…(+{len(text) - limit})"

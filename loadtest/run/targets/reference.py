@@ -1,0 +1,115 @@
+"""Where targets come from: the bundled reference server, a user's command, or a URL.
+
+:func:`start_target` yields an :class:`Endpoint` for one transport: for HTTP transports a URL
+(with the server process, when we launched one), for stdio the command each session launches.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loadtest.core.process import TargetProcess, free_port
+from loadtest.run.targets.supervisor import LOOPBACK, Supervisor, supervise
+
+#: The standalone reference server script; it imports only `mcp` and the standard library.
+REFERENCE_SERVER = Path(__file__).with_name("reference_server.py")
+#: The names the reference server (and the `mcp` SDK) give the transports.
+SERVER_TRANSPORT = {"stdio": "stdio", "sse": "sse", "http": "streamable-http"}
+DEFAULT_PATH = {"sse": "/sse", "http": "/mcp"}
+
+
+def reference_command(
+    transport: str,
+    *,
+    python: str = sys.executable,
+    port: int | None = None,
+    json_response: bool = False,
+    stateless: bool = False,
+    delay_ms: float = 0.0,
+    leak_kb_per_session: int = 0,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """The command line that starts the reference server for ``transport``.
+
+    ``leak_kb_per_session`` applies to the HTTP transports only (a stdio server has one
+    session per process); it is left out for stdio.
+    """
+    argv = [python, str(REFERENCE_SERVER), "--transport", SERVER_TRANSPORT[transport]]
+    if port is not None:
+        argv += ["--host", LOOPBACK, "--port", str(port)]
+    if json_response:
+        argv.append("--json-response")
+    if stateless:
+        argv.append("--stateless")
+    if delay_ms:
+        argv += ["--delay-ms", f"{delay_ms:g}"]
+    if leak_kb_per_session and transport != "stdio":
+        argv += ["--leak-kb-per-session", str(leak_kb_per_session)]
+    return [*argv, *extra]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """How the sessions of one transport reach the target."""
+
+    transport: str
+    #: stdio: the command each session launches.
+    command: list[str] | None = None
+    #: sse / http: the URL to connect to.
+    url: str | None = None
+    #: The server process we launched for HTTP transports (None for a URL or stdio); the
+    #: first one, see ``supervisor`` for the current one.
+    process: TargetProcess | None = None
+    #: What keeps the launched HTTP server (None for a URL or stdio).
+    supervisor: Supervisor | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@asynccontextmanager
+async def start_target(
+    transport: str,
+    *,
+    command: Sequence[str] | None,
+    url: str | None,
+    env: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    ready_timeout: float = 20.0,
+    stderr_log: Path | None = None,
+    port: int | None = None,
+    restart: bool = False,
+) -> AsyncIterator[Endpoint]:
+    """Launch ``command`` for an HTTP transport and wait until it listens; or use ``url``.
+
+    For stdio nothing is launched here: each session starts its own server process. A launched
+    server that dies is relaunched when ``restart`` (see :mod:`loadtest.run.targets.supervisor`).
+    """
+    env = dict(env or {})
+    headers = dict(headers or {})
+    if transport == "stdio":
+        assert command is not None
+        yield Endpoint(transport, command=list(command), env=env)
+        return
+    if command is None:
+        assert url is not None
+        yield Endpoint(transport, url=url, headers=headers)
+        return
+    assert port is not None
+    async with supervise(
+        command, port=port, env=env, ready_timeout=ready_timeout, stderr_log=stderr_log, restart=restart
+    ) as supervisor:
+        yield Endpoint(
+            transport,
+            url=url or f"http://{LOOPBACK}:{port}{DEFAULT_PATH[transport]}",
+            process=supervisor.process,
+            supervisor=supervisor,
+            env=env,
+            headers=headers,
+        )
+
+
+__all__ = ["REFERENCE_SERVER", "Endpoint", "free_port", "reference_command", "start_target"]

@@ -1,0 +1,342 @@
+"""Pass/fail rules over a run's results: ``"p99 < 500ms"``, ``"http/echo: error_rate < 0.1%"``.
+
+Grammar: ``[SCOPE:] METRIC OP VALUE``.
+
+SCOPE
+    ``transport`` (every op on it), ``transport/op``, ``*/op`` (that op on every transport);
+    none means every transport x op. Each (transport, op) in scope is checked on its own, and
+    the threshold passes only if all of them pass; the result reports the worst one.
+METRIC
+    ``p50 p90 p99 p999`` (alias ``p99.9``) ``max mean``: latency; VALUE takes ``us``/``ms``/``s``,
+    a bare number is milliseconds. ``error_rate``: loud plus silent failures over calls; VALUE is
+    ``"0.1%"`` or a fraction ``0.001``. ``errors`` (loud), ``silent_failures``, ``calls``: counts.
+    ``rate``: calls/s; VALUE ``100`` or ``"100/s"``.
+    Per transport, from the launched target's health (``server.health``): ``rss_slope``, its
+    memory growth after warm-up in MB/h, and ``rss_per_1k_sessions``, in MB per 1000 sessions;
+    VALUE a number (``"10"``, ``"10MB/h"``, ``"1MB"``). Their scope is a transport, never an op.
+OP
+    ``< <= > >= == !=``
+
+Values are reported in the metric's natural unit: latency in ms, error_rate as a fraction.
+"""
+
+from __future__ import annotations
+
+import difflib
+import operator
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from loadtest.core.units import parse_duration, parse_rate
+
+__all__ = ["METRICS", "ScopeCheck", "Threshold", "ThresholdResult", "evaluate", "parse_threshold"]
+
+_LATENCY = {
+    "p50": "p50",
+    "p90": "p90",
+    "p99": "p99",
+    "p999": "p999",
+    "p99.9": "p999",
+    "max": "max",
+    "mean": "mean",
+}
+_COUNTS = ("errors", "silent_failures", "calls")
+#: Transport-level metrics: their key in ``server.health`` and their unit.
+_HEALTH = {"rss_slope": ("rss_slope_mb_per_h", "MB/h"), "rss_per_1k_sessions": ("rss_per_1k_sessions_mb", "MB")}
+#: Every metric name a threshold may use (aliases included).
+METRICS: tuple[str, ...] = (*_LATENCY, "error_rate", *_COUNTS, "rate", *_HEALTH)
+
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+_EXPR = re.compile(
+    r"^\s*(?:(?P<scope>.+?)\s*:\s*)?(?P<metric>[A-Za-z_][A-Za-z0-9_.]*)\s*"
+    r"(?P<op><=|>=|==|!=|=<|=>|<|>|=)\s*(?P<value>.*?)\s*$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """One parsed rule. ``transport``/``op`` of None mean "every"."""
+
+    expr: str
+    metric: str
+    op: str
+    value: float
+    transport: str | None = None
+    op_name: str | None = None
+
+    @property
+    def unit(self) -> str:
+        """The unit ``value`` (and measured values) are in: ``"ms"``, ``"/s"`` or ``""``."""
+        if self.metric in _LATENCY.values():
+            return "ms"
+        if self.metric in _HEALTH:
+            return _HEALTH[self.metric][1]
+        return "/s" if self.metric == "rate" else ""
+
+    @property
+    def scope(self) -> str:
+        """The scope as written back: ``"*/*"``, ``"http/*"``, ``"*/echo"``, ``"http/echo"``."""
+        return f"{self.transport or '*'}/{self.op_name or '*'}"
+
+    def passes(self, measured: float) -> bool:
+        return _COMPARE[self.op](measured, self.value)
+
+    def measure(self, stats: Mapping[str, Any]) -> float | None:
+        """This threshold's metric for one op's statistics, or None when they do not say."""
+        return _measure(self.metric, stats)
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeCheck:
+    """The metric measured for one (transport, op) and whether it passed."""
+
+    scope: str
+    value: float
+    passed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scope": self.scope, "value": self.value, "passed": self.passed}
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdResult:
+    """The verdict of one threshold over all the scopes it covers.
+
+    ``value`` is the worst measured value and ``scope`` is where it was measured; both are None
+    when the scope matched nothing, in which case ``passed`` is False and ``reason`` says why.
+    """
+
+    expr: str
+    value: float | None
+    passed: bool
+    scope: str | None
+    reason: str = ""
+    checked: tuple[ScopeCheck, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "expr": self.expr,
+            "value": self.value,
+            "passed": self.passed,
+            "scope": self.scope,
+        }
+        if self.reason:
+            out["reason"] = self.reason
+        if self.checked:
+            out["checked"] = [c.to_dict() for c in self.checked]
+        return out
+
+
+def parse_threshold(expr: str) -> Threshold:
+    """Parse ``"[SCOPE:] METRIC OP VALUE"``; raises ValueError with the reason."""
+    if not isinstance(expr, str):
+        raise ValueError(f"expected a string like 'p99 < 500ms', got {type(expr).__name__}")
+    match = _EXPR.match(expr)
+    if match is None:
+        raise ValueError(f"expected '[scope:] metric op value' like 'p99 < 500ms', got {expr!r}")
+    scope, metric_text, op, value_text = match.group("scope", "metric", "op", "value")
+    if op in ("=", "=<", "=>"):
+        better = {"=": "==", "=<": "<=", "=>": ">="}[op]
+        raise ValueError(f"unknown comparison {op!r} in {expr!r}; use {better!r}")
+    metric_key = metric_text.lower()
+    if metric_key not in METRICS:
+        close = difflib.get_close_matches(metric_key, METRICS, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else "expected one of " + ", ".join(METRICS)
+        raise ValueError(f"unknown metric {metric_text!r} in {expr!r}; {hint}")
+    if not value_text:
+        raise ValueError(f"missing value after {op!r} in {expr!r}")
+    metric = _LATENCY.get(metric_key, metric_key)
+    transport, op_name = _parse_scope(scope, expr)
+    if metric in _HEALTH and op_name is not None:
+        raise ValueError(f"{metric} is measured per transport, not per op; scope it like 'http:', not {scope!r}, in {expr!r}")
+    value = _parse_value(metric, value_text, expr)
+    return Threshold(
+        expr=expr.strip(), metric=metric, op=op, value=value, transport=transport, op_name=op_name
+    )
+
+
+def _parse_scope(scope: str | None, expr: str) -> tuple[str | None, str | None]:
+    if scope is None:
+        return None, None
+    transport, slash, op_name = (part.strip() for part in scope.partition("/"))
+    if not transport or (slash and not op_name):
+        raise ValueError(f"expected a scope like 'http', 'http/echo' or '*/echo', got {scope!r} in {expr!r}")
+    if any(c.isspace() for c in transport):
+        raise ValueError(f"expected a scope like 'http', 'http/echo' or '*/echo', got {scope!r} in {expr!r}")
+    return (None if transport == "*" else transport), (None if op_name in ("", "*") else op_name)
+
+
+def _parse_value(metric: str, text: str, expr: str) -> float:
+    try:
+        if metric in _LATENCY.values():
+            # A bare number is milliseconds: that is how latency budgets are usually stated.
+            seconds = parse_duration(text + "ms" if _is_number(text) else text)
+            return seconds * 1e3
+        if metric == "error_rate":
+            return _parse_fraction(text)
+        if metric == "rate":
+            return parse_rate(text)
+        if metric in _HEALTH:
+            unit = _HEALTH[metric][1]
+            return float(text[: -len(unit)].strip() if text.endswith(unit) else text)
+        count = float(text)
+    except ValueError as exc:
+        raise ValueError(f"{metric} in {expr!r}: {exc}") from None
+    if not count.is_integer() or count < 0:
+        raise ValueError(f"{metric} in {expr!r}: expected a whole number, got {text!r}")
+    return count
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_fraction(text: str) -> float:
+    if text.endswith("%"):
+        try:
+            percent = float(text[:-1].strip())
+        except ValueError:
+            raise ValueError(f"expected a percentage like '0.1%', got {text!r}") from None
+        if not 0 <= percent <= 100:
+            raise ValueError(f"expected a percentage between 0% and 100%, got {text!r}")
+        return percent / 100
+    try:
+        fraction = float(text)
+    except ValueError:
+        raise ValueError(
+            f"expected a fraction like 0.001 or a percentage like '0.1%', got {text!r}"
+        ) from None
+    if not 0 <= fraction <= 1:
+        raise ValueError(
+            f"expected a fraction between 0 and 1 (write '{text}%' for a percentage), got {text!r}"
+        )
+    return fraction
+
+
+def _total(counts: Any) -> int:
+    if isinstance(counts, Mapping):
+        return sum(int(n) for n in counts.values())
+    return 0
+
+
+def _measure(metric: str, stats: Mapping[str, Any]) -> float | None:
+    if metric in _LATENCY.values():
+        latency = stats.get("latency_us")
+        if not isinstance(latency, Mapping) or latency.get(metric) is None or not stats.get("ok", 1):
+            # No successful call means no latency; 0 would pass any "<" threshold.
+            return None
+        return float(latency[metric]) / 1e3
+    if metric == "error_rate":
+        count = int(stats.get("count", 0))
+        if count <= 0:
+            return None
+        failed = _total(stats.get("errors")) + _total(stats.get("silent"))
+        return min(failed / count, 1.0)
+    # Counts stay ints, so run.json says 2, not 2.0.
+    if metric == "errors":
+        return _total(stats.get("errors"))
+    if metric == "silent_failures":
+        return _total(stats.get("silent"))
+    if metric == "calls":
+        return int(stats.get("count", 0))
+    rate = stats.get("rate")
+    return None if rate is None else float(rate)
+
+
+def _badness(threshold: Threshold, value: float) -> float:
+    """Larger is worse, so the reported value is the one closest to (or furthest past) the limit."""
+    if threshold.op in ("<", "<="):
+        return value
+    if threshold.op in (">", ">="):
+        return -value
+    distance = abs(value - threshold.value)
+    return distance if threshold.op == "==" else -distance
+
+
+def evaluate(
+    thresholds: Iterable[Threshold | str], transports_summary: Mapping[str, Any]
+) -> list[ThresholdResult]:
+    """Check ``thresholds`` against run.json's ``transports`` section; one result per threshold."""
+    return [
+        _evaluate_one(t if isinstance(t, Threshold) else parse_threshold(t), transports_summary)
+        for t in thresholds
+    ]
+
+
+def _health_value(metric: str, section: Any) -> float | None:
+    server = section.get("server") if isinstance(section, Mapping) else None
+    health = server.get("health") if isinstance(server, Mapping) else None
+    value = health.get(_HEALTH[metric][0]) if isinstance(health, Mapping) else None
+    return None if value is None else float(value)
+
+
+def _evaluate_one(threshold: Threshold, transports: Mapping[str, Any]) -> ThresholdResult:
+    checks: list[ScopeCheck] = []
+    no_data: list[str] = []
+    for transport, section in transports.items():
+        if threshold.transport is not None and transport != threshold.transport:
+            continue
+        if threshold.metric in _HEALTH:
+            value = _health_value(threshold.metric, section)
+            if value is None:
+                no_data.append(transport)
+            else:
+                checks.append(ScopeCheck(transport, value, threshold.passes(value)))
+            continue
+        ops = section.get("ops") if isinstance(section, Mapping) else None
+        if not isinstance(ops, Mapping):
+            continue
+        for op_name, stats in ops.items():
+            if threshold.op_name is not None and op_name != threshold.op_name:
+                continue
+            where = f"{transport}/{op_name}"
+            value = threshold.measure(stats) if isinstance(stats, Mapping) else None
+            if value is None:
+                no_data.append(where)
+                continue
+            checks.append(ScopeCheck(where, value, threshold.passes(value)))
+    if not checks:
+        return ThresholdResult(
+            expr=threshold.expr,
+            value=None,
+            passed=False,
+            scope=None,
+            reason=_nothing_reason(threshold, transports, no_data),
+        )
+    worst = max(checks, key=lambda c: (not c.passed, _badness(threshold, c.value)))
+    return ThresholdResult(
+        expr=threshold.expr,
+        value=worst.value,
+        passed=all(c.passed for c in checks),
+        scope=worst.scope,
+        checked=tuple(checks),
+    )
+
+
+def _nothing_reason(threshold: Threshold, transports: Mapping[str, Any], no_data: list[str]) -> str:
+    if no_data and threshold.metric in _HEALTH:
+        return (
+            f"no {threshold.metric} measured in {', '.join(no_data)} (no launched server, or too few"
+            " samples after warm-up: see server.health.reason)"
+        )
+    if no_data:
+        return f"no {threshold.metric} measured in {', '.join(no_data)} (no successful calls)"
+    if threshold.transport is not None and threshold.transport not in transports:
+        known = ", ".join(transports) or "none"
+        return f"no transport {threshold.transport!r} in the results (transports: {known})"
+    if threshold.op_name is not None:
+        return f"no op {threshold.op_name!r} in the results for scope {threshold.scope!r}"
+    return f"no results in scope {threshold.scope!r}"
