@@ -154,7 +154,9 @@ async def clean_run(
             "duration_s": round(elapsed, 1),
             "silent": silent,
             "errors": errors,
-            "silent_examples": {name: stats.get("silent_examples") for name, stats in ops.items() if stats["silent"]},
+            "silent_examples": {
+                name: stats.get("silent_examples") for name, stats in ops.items() if stats["silent"]
+            },
         }
     per = figures["transports"].values()
     figures["calls"] = sum(t["calls"] for t in per)
@@ -175,7 +177,12 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="clean-run-") as tmp:
         figures = anyio.run(
-            clean_run, args.calls, args.sessions, args.transport or ["stdio", "sse", "http"], args.through_proxy, Path(tmp)
+            clean_run,
+            args.calls,
+            args.sessions,
+            args.transport or ["stdio", "sse", "http"],
+            args.through_proxy,
+            Path(tmp),
         )
     for name, t in figures["transports"].items():
         print(

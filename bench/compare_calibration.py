@@ -99,8 +99,11 @@ def main() -> None:
         n, r, i = _flags(Side("A", picked[:5]), Side("B", picked[5:]))
         metrics, regressed, improved = metrics + n, regressed + r, improved + i
     figures["aa_runs_mode"] = {
-        "comparisons": args.splits, "runs_per_side": 5, "gated_metrics": metrics,
-        "regressed": regressed, "improved": improved,
+        "comparisons": args.splits,
+        "runs_per_side": 5,
+        "gated_metrics": metrics,
+        "regressed": regressed,
+        "improved": improved,
         "false_regression_rate": regressed / metrics if metrics else None,
         "false_alarm_rate": (regressed + improved) / metrics if metrics else None,
     }
@@ -111,8 +114,11 @@ def main() -> None:
         n, r, i = _flags(Side("A", [d0[2 * k]]), Side("B", [d0[2 * k + 1]]))
         metrics, regressed, improved = metrics + n, regressed + r, improved + i
     figures["aa_single_run_mode"] = {
-        "comparisons": pairs, "runs_per_side": 1, "gated_metrics": metrics,
-        "regressed": regressed, "improved": improved,
+        "comparisons": pairs,
+        "runs_per_side": 1,
+        "gated_metrics": metrics,
+        "regressed": regressed,
+        "improved": improved,
         "false_regression_rate": regressed / metrics if metrics else None,
         "false_alarm_rate": (regressed + improved) / metrics if metrics else None,
     }
@@ -126,12 +132,19 @@ def main() -> None:
         for row in c.rows:
             if row.metric.key in ("p50", "p90", "p99") and row.a:
                 out[f"{row.op} {row.metric.label}"] = {
-                    "a_us": row.a, "b_us": row.b, "ratio": row.ratio, "ci95": row.ci, "p": row.p, "verdict": row.verdict,
+                    "a_us": row.a,
+                    "b_us": row.b,
+                    "ratio": row.ratio,
+                    "ci95": row.ci,
+                    "p": row.p,
+                    "verdict": row.verdict,
                     "pure_delay_ratio": (row.a + delay * 1000) / row.a,
                 }
         single = compare_sides(Side("A", d0[:1]), Side("B", delayed[:1]), force=True)
         out["single-run echo p50"] = next(
-            {"ratio": r.ratio, "ci95": r.ci, "p": r.p, "verdict": r.verdict} for r in single.rows if r.op == "echo" and r.metric.key == "p50"
+            {"ratio": r.ratio, "ci95": r.ci, "p": r.p, "verdict": r.verdict}
+            for r in single.rows
+            if r.op == "echo" and r.metric.key == "p50"
         )
         figures[f"slowdown_{delay}ms"] = out
     text = json.dumps(figures, indent=2, default=str)

@@ -177,7 +177,9 @@ class ServerCpu:
                 candidates = [psutil.Process(self._pid)]
             else:
                 assert self._below is not None
-                candidates = [p for p in psutil.Process(self._below).children(recursive=True) if self._match(p)]
+                candidates = [
+                    p for p in psutil.Process(self._below).children(recursive=True) if self._match(p)
+                ]
         except psutil.Error:
             return
         for proc in candidates:
@@ -567,9 +569,7 @@ async def case_scaling(target: str, plan: Plan) -> dict[str, Any]:
             f"  {target} x{workers}: {result['calls_per_s']} calls/s, generator {result['client_busy']} cores,"
             f" server {result['server_busy']} cores, others {result['others_busy']} cores"
         )
-    by_workers = {
-        str(n): _median_figures([r for r in runs if r["workers"] == n]) for n in sorted(set(order))
-    }
+    by_workers = {str(n): _median_figures([r for r in runs if r["workers"] == n]) for n in sorted(set(order))}
     one, two = by_workers["1"]["calls_per_s"], by_workers["2"]["calls_per_s"]
     speedup = round(two / one, 2) if one and two else None
     return {
@@ -1017,7 +1017,9 @@ def print_table(doc: dict[str, Any]) -> None:
             )
     scaling = doc.get("scaling", {})
     if scaling:
-        print("\nScaling with --workers (closed loop, Streamable HTTP JSON responses; server on CPU 1, generator free)")
+        print(
+            "\nScaling with --workers (closed loop, Streamable HTTP JSON responses; server on CPU 1, generator free)"
+        )
         print(
             f"{'server':<10} {'workers':>7} {'calls/s':>9} {'gen us/call':>12} {'srv us/call':>12}"
             f" {'gen cores':>10} {'srv cores':>10} {'others':>7}"
@@ -1042,7 +1044,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="seconds instead of minutes (smoke test)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"results JSON (default {DEFAULT_OUT})")
-    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated: cost,sessions,blob,scaling")
+    parser.add_argument(
+        "--cases", default=",".join(CASES), help="comma-separated: cost,sessions,blob,scaling"
+    )
     parser.add_argument(
         "--transports", default=",".join(VARIANTS), help="comma-separated: stdio,sse,http,http-json"
     )

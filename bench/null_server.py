@@ -30,7 +30,11 @@ _TOOLS = {
         {
             "name": "echo",
             "description": "Returns its text argument.",
-            "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
+            "inputSchema": {
+                "type": "object",
+                "properties": {"text": {"type": "string"}},
+                "required": ["text"],
+            },
         }
     ]
 }
@@ -62,7 +66,11 @@ def _answer(message: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
     elif method == "tools/list":
         result = _TOOLS
     else:
-        return {"jsonrpc": "2.0", "id": message.get("id"), "error": {"code": -32601, "message": "not here"}}, extra
+        return {
+            "jsonrpc": "2.0",
+            "id": message.get("id"),
+            "error": {"code": -32601, "message": "not here"},
+        }, extra
     return {"jsonrpc": "2.0", "id": message.get("id"), "result": result}, extra
 
 

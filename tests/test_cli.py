@@ -23,7 +23,9 @@ CLI = [sys.executable, "-m", "loadtest"]
 
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
 
 
 def _results_path(stdout: str) -> Path:
@@ -89,7 +91,9 @@ def test_malformed_scenario_names_file_and_key_and_exits_2(tmp_path: Path) -> No
 
 
 def test_unreachable_url_is_one_line_and_exit_3(tmp_path: Path) -> None:
-    done = cli("run", "--url", "http://127.0.0.1:9/mcp", "--out", str(tmp_path), "--no-progress", "--duration", "1s")
+    done = cli(
+        "run", "--url", "http://127.0.0.1:9/mcp", "--out", str(tmp_path), "--no-progress", "--duration", "1s"
+    )
     assert done.returncode == 3
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("mcp-loadtest: error:")]
@@ -98,7 +102,15 @@ def test_unreachable_url_is_one_line_and_exit_3(tmp_path: Path) -> None:
 
 
 def test_missing_server_command_is_exit_3(tmp_path: Path) -> None:
-    done = cli("run", "--target-cmd", "no-such-server-xyz {transport}", "--transport", "stdio", "--out", str(tmp_path))
+    done = cli(
+        "run",
+        "--target-cmd",
+        "no-such-server-xyz {transport}",
+        "--transport",
+        "stdio",
+        "--out",
+        str(tmp_path),
+    )
     assert done.returncode == 3
     assert "no-such-server-xyz" in done.stderr
     assert "Traceback" not in done.stderr
@@ -162,7 +174,11 @@ def test_reference_server_command_starts_and_answers() -> None:
         "jsonrpc": "2.0",
         "id": 1,
         "method": "initialize",
-        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "0"},
+        },
     }
     done = subprocess.run(
         [*CLI, "reference-server", "--transport", "stdio"],
@@ -178,11 +194,23 @@ def test_reference_server_command_starts_and_answers() -> None:
 
 def test_run_against_a_baseline_writes_junit(tmp_path: Path) -> None:
     scenario = tmp_path / "s.toml"
-    scenario.write_text('transports = ["http"]\n[workload]\nrequests = 150\nwarmup = "0s"\n[[ops]]\nmethod = "ping"\n')
+    scenario.write_text(
+        'transports = ["http"]\n[workload]\nrequests = 150\nwarmup = "0s"\n[[ops]]\nmethod = "ping"\n'
+    )
     first = cli("run", str(scenario), "--out", str(tmp_path / "baseline"), "--no-progress")
     assert first.returncode == 0, first.stderr
     junit = tmp_path / "junit.xml"
-    second = cli("run", str(scenario), "--out", str(tmp_path / "new"), "--no-progress", "--baseline", str(tmp_path / "baseline"), "--junit", str(junit))
+    second = cli(
+        "run",
+        str(scenario),
+        "--out",
+        str(tmp_path / "new"),
+        "--no-progress",
+        "--baseline",
+        str(tmp_path / "baseline"),
+        "--junit",
+        str(junit),
+    )
     # One run against one is thin evidence, so either verdict may come; what must come is the
     # comparison itself, and a JUnit file with the thresholds and the baseline's gated metrics.
     assert second.returncode in (0, 1), second.stderr

@@ -27,9 +27,23 @@ def _compare(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> tup
     monkeypatch.chdir(GOLDEN)
     outs = {"md": tmp_path / "out.md", "json": tmp_path / "out.json", "xml": tmp_path / "out.xml"}
     result = CliRunner().invoke(
-        main, ["compare", *args, "--markdown", str(outs["md"]), "--json", str(outs["json"]), "--junit", str(outs["xml"])]
+        main,
+        [
+            "compare",
+            *args,
+            "--markdown",
+            str(outs["md"]),
+            "--json",
+            str(outs["json"]),
+            "--junit",
+            str(outs["xml"]),
+        ],
     )
-    return result.exit_code, result.output, {k: p.read_text(encoding="utf-8") for k, p in outs.items() if p.exists()}
+    return (
+        result.exit_code,
+        result.output,
+        {k: p.read_text(encoding="utf-8") for k, p in outs.items() if p.exists()},
+    )
 
 
 def _check(name: str, text: str) -> None:
@@ -42,9 +56,15 @@ def _check(name: str, text: str) -> None:
 
 @pytest.mark.parametrize(
     ("name", "args"),
-    [("groups", ["a", "b"]), ("single", ["a/run-01", "b/run-01"]), ("options", ["-a", "a/run-01", "-a", "a/run-02", "-b", "b/run-03", "-b", "b/run-04"])],
+    [
+        ("groups", ["a", "b"]),
+        ("single", ["a/run-01", "b/run-01"]),
+        ("options", ["-a", "a/run-01", "-a", "a/run-02", "-b", "b/run-03", "-b", "b/run-04"]),
+    ],
 )
-def test_reports_match_the_golden_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, args: list[str]) -> None:
+def test_reports_match_the_golden_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, args: list[str]
+) -> None:
     code, output, files = _compare(tmp_path, monkeypatch, *args)
     assert code == (1 if name != "options" else code)
     assert set(files) == {"md", "json", "xml"}
@@ -62,7 +82,9 @@ def test_reports_match_the_golden_files(tmp_path: Path, monkeypatch: pytest.Monk
     assert len(junit.findall(".//failure")) == report["counts"]["regressed"]
 
 
-def test_groups_verdicts_come_first_and_name_the_new_silent_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_groups_verdicts_come_first_and_name_the_new_silent_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     code, _output, files = _compare(tmp_path, monkeypatch, "a", "b")
     assert code == 1
     md = files["md"]
@@ -86,7 +108,9 @@ def test_single_runs_are_marked_thin(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert "(thin)" in output
 
 
-def test_markdown_stays_under_the_limit_by_cutting_the_full_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_markdown_stays_under_the_limit_by_cutting_the_full_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from loadtest.analysis.compare.model import load_side
     from loadtest.analysis.compare.verdicts import compare_sides
     from loadtest.present.markdown import render_markdown
@@ -136,7 +160,13 @@ def test_a_matrix_directory_alone_compares_its_two_sdks(tmp_path: Path) -> None:
     matrix = tmp_path / "m"
     for side, label in (("a", "mcp-1.0"), ("b", "mcp-2.0")):
         shutil.copytree(GOLDEN / side, matrix / label)
-    plan = {"schema": "mcp-loadtest/run/matrix/1", "sides": [{"label": "mcp-1.0", "spec": "1.0", "runs": ["mcp-1.0/run-01"]}, {"label": "mcp-2.0", "spec": "2.0", "runs": ["mcp-2.0/run-01"]}]}
+    plan = {
+        "schema": "mcp-loadtest/run/matrix/1",
+        "sides": [
+            {"label": "mcp-1.0", "spec": "1.0", "runs": ["mcp-1.0/run-01"]},
+            {"label": "mcp-2.0", "spec": "2.0", "runs": ["mcp-2.0/run-01"]},
+        ],
+    }
     (matrix / "matrix.json").write_bytes(orjson.dumps(plan))
     result = CliRunner().invoke(main, ["compare", str(matrix)])
     assert result.exit_code == 1

@@ -78,8 +78,22 @@ def test_block_bootstrap_is_deterministic_for_a_seed() -> None:
 # -- synthetic runs ---------------------------------------------------------------------------
 
 
-def _doc(p50: float, *, rate: float = 100.0, count: int = 2000, errors: int = 0, silent: dict[str, int] | None = None) -> dict[str, Any]:
-    latency = {"p50": p50, "p90": p50 * 1.6, "p99": p50 * 2.5, "p999": p50 * 4, "max": p50 * 6, "mean": p50 * 1.1}
+def _doc(
+    p50: float,
+    *,
+    rate: float = 100.0,
+    count: int = 2000,
+    errors: int = 0,
+    silent: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    latency = {
+        "p50": p50,
+        "p90": p50 * 1.6,
+        "p99": p50 * 2.5,
+        "p999": p50 * 4,
+        "max": p50 * 6,
+        "mean": p50 * 1.1,
+    }
     op = {
         "count": count,
         "ok": count - errors - sum((silent or {}).values()),
@@ -101,7 +115,10 @@ def _side(label: str, docs: list[dict[str, Any]]) -> Side:
 
 def _noisy(rng: random.Random, n: int, scale: float = 1.0) -> list[dict[str, Any]]:
     # Run-to-run noise of a few percent, as between runs on a quiet machine.
-    return [_doc(5000 * scale * math.exp(rng.gauss(0, 0.05)), rate=100 * math.exp(rng.gauss(0, 0.02))) for _ in range(n)]
+    return [
+        _doc(5000 * scale * math.exp(rng.gauss(0, 0.05)), rate=100 * math.exp(rng.gauss(0, 0.02)))
+        for _ in range(n)
+    ]
 
 
 def test_aa_comparisons_of_synthetic_runs_rarely_call_a_regression() -> None:

@@ -111,10 +111,16 @@ def test_health_thresholds_are_per_transport() -> None:
         ('[target]\nurl = "http://127.0.0.1:9/mcp"\nrestart = true', "target.restart", "launched target"),
         ('[health]\nsample_every = "0s"', "health.sample_every", "greater than zero"),
         ('[soak]\nstatus_evry = "1m"', "soak.status_evry", "did you mean 'status_every'"),
-        ('[target]\ncommand = "srv"\nleak_kb_per_session = 8', "target.leak_kb_per_session", "reference server"),
+        (
+            '[target]\ncommand = "srv"\nleak_kb_per_session = 8',
+            "target.leak_kb_per_session",
+            "reference server",
+        ),
     ],
 )
-def test_bad_soak_and_health_settings_name_file_and_key(tmp_path: Path, text: str, key: str, why: str) -> None:
+def test_bad_soak_and_health_settings_name_file_and_key(
+    tmp_path: Path, text: str, key: str, why: str
+) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(text + "\n")
     with pytest.raises(UsageError) as info:
@@ -246,7 +252,9 @@ expect = {{ text = "{{nonce}}" }}
 """
 
 
-def faulty(tmp_path: Path, transports: list[str], fault: str, after: int, restart: bool, duration: str) -> Path:
+def faulty(
+    tmp_path: Path, transports: list[str], fault: str, after: int, restart: bool, duration: str
+) -> Path:
     path = tmp_path / "faulty.toml"
     text = FAULTY.format(
         transports=str(transports).replace("'", '"'),
@@ -262,7 +270,9 @@ def faulty(tmp_path: Path, transports: list[str], fault: str, after: int, restar
 
 def test_a_crash_ends_the_transport_cleanly_with_results_and_exit_1(tmp_path: Path) -> None:
     path = faulty(tmp_path, ["http"], "--exit-after-calls", 60, restart=False, duration="30s")
-    result = CliRunner().invoke(main, ["run", str(path), "--out", str(tmp_path / "out"), "--no-progress", "--json"])
+    result = CliRunner().invoke(
+        main, ["run", str(path), "--out", str(tmp_path / "out"), "--no-progress", "--json"]
+    )
     assert result.exit_code == 1, result.output
     document = json.loads(result.stdout)
     http = document["transports"]["http"]
@@ -281,7 +291,9 @@ def test_a_crash_ends_the_transport_cleanly_with_results_and_exit_1(tmp_path: Pa
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("transport", ["http", "stdio"])
-async def test_a_crashed_target_is_relaunched_and_the_restarts_counted(tmp_path: Path, transport: str) -> None:
+async def test_a_crashed_target_is_relaunched_and_the_restarts_counted(
+    tmp_path: Path, transport: str
+) -> None:
     path = faulty(tmp_path, [transport], "--exit-after-calls", 40, restart=True, duration="8s")
     outcome = await execute(load_scenario(path), tmp_path)
     section = outcome.document["transports"][transport]

@@ -42,7 +42,12 @@ async def test_two_real_releases_on_every_transport(tmp_path: Path, env_cache: P
     # host/port in run()): the same reference server script serves both.
     lines: list[str] = []
     sides = await run_matrix(
-        _scenario(tmp_path), [OLD_SDK, NEW_SDK], tmp_path / "m", repeat=2, cache_dir=env_cache, say=lines.append
+        _scenario(tmp_path),
+        [OLD_SDK, NEW_SDK],
+        tmp_path / "m",
+        repeat=2,
+        cache_dir=env_cache,
+        say=lines.append,
     )
     assert [side.usable for side in sides] == [True, True], lines
     plan = json.loads((tmp_path / "m" / MATRIX_FILE).read_text())
@@ -71,7 +76,9 @@ async def test_two_real_releases_on_every_transport(tmp_path: Path, env_cache: P
     assert "POST /mcp -> 307" in changed["http-endpoint-path"]
     assert "2024-11-05" in changed["http-negotiate-future"]
     # Through to a comparison of the two SDKs' groups of runs, with the check differences in it.
-    comparison = compare_sides(load_side([tmp_path / "m" / old_label]), load_side([tmp_path / "m" / new_label]))
+    comparison = compare_sides(
+        load_side([tmp_path / "m" / old_label]), load_side([tmp_path / "m" / new_label])
+    )
     compared = {(row.transport, row.op) for row in comparison.rows}
     assert compared == {(t, op) for t in ("stdio", "sse", "http") for op in ("echo", "read:blob")}
     assert comparison.check_diffs
@@ -84,12 +91,34 @@ async def test_a_second_matrix_reuses_the_environments(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     first: list[str] = []
     await run_matrix(
-        scenario, [OLD_SDK, NEW_SDK], tmp_path / "a", repeat=1, cache_dir=cache / "envs", check=False, say=first.append
+        scenario,
+        [OLD_SDK, NEW_SDK],
+        tmp_path / "a",
+        repeat=1,
+        cache_dir=cache / "envs",
+        check=False,
+        say=first.append,
     )
     assert [line for line in first if "building environment" in line], first
     with anyio.fail_after(500):
         done = await anyio.run_process(
-            [sys.executable, "-m", "loadtest", "matrix", scenario.source, "--sdk", OLD_SDK, "--sdk", NEW_SDK, "--repeat", "1", "--out", str(tmp_path / "b"), "--no-progress", "--no-check"],
+            [
+                sys.executable,
+                "-m",
+                "loadtest",
+                "matrix",
+                scenario.source,
+                "--sdk",
+                OLD_SDK,
+                "--sdk",
+                NEW_SDK,
+                "--repeat",
+                "1",
+                "--out",
+                str(tmp_path / "b"),
+                "--no-progress",
+                "--no-check",
+            ],
             check=False,
             env={**os.environ, "MCP_LOADTEST_CACHE": str(cache)},
         )
@@ -100,14 +129,34 @@ async def test_a_second_matrix_reuses_the_environments(tmp_path: Path) -> None:
     # Compared automatically, one report of each kind, named after both SDKs in full.
     (matrix,) = (tmp_path / "b").iterdir()
     stem = f"compare-mcp-{OLD_SDK}-vs-mcp-{NEW_SDK}"
-    assert sorted(p.name for p in matrix.glob("compare-*")) == sorted(f"{stem}.{ext}" for ext in ("html", "json", "md"))
+    assert sorted(p.name for p in matrix.glob("compare-*")) == sorted(
+        f"{stem}.{ext}" for ext in ("html", "json", "md")
+    )
 
 
 def test_a_version_that_does_not_exist_is_named_and_exit_3(tmp_path: Path, env_cache: Path) -> None:
     scenario = tmp_path / "s.toml"
-    scenario.write_text('transports = ["http"]\n[workload]\nrequests = 10\nwarmup = "0s"\n[[ops]]\nmethod = "ping"\n')
+    scenario.write_text(
+        'transports = ["http"]\n[workload]\nrequests = 10\nwarmup = "0s"\n[[ops]]\nmethod = "ping"\n'
+    )
     done = subprocess.run(
-        [sys.executable, "-m", "loadtest", "matrix", str(scenario), "--sdk", "0.0.999", "--sdk", NEW_SDK, "--repeat", "1", "--out", str(tmp_path), "--no-progress", "--no-check"],
+        [
+            sys.executable,
+            "-m",
+            "loadtest",
+            "matrix",
+            str(scenario),
+            "--sdk",
+            "0.0.999",
+            "--sdk",
+            NEW_SDK,
+            "--repeat",
+            "1",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+            "--no-check",
+        ],
         capture_output=True,
         text=True,
         timeout=500,

@@ -318,7 +318,15 @@ def test_summary_is_json_and_contract_shaped() -> None:
     summary = rec.summary()
     assert orjson.loads(orjson.dumps(summary)) == summary
     t = summary["stdio"]
-    assert list(t) == ["negotiated_protocol_version", "sessions", "ops", "server", "generator", "client", "measured_s"]
+    assert list(t) == [
+        "negotiated_protocol_version",
+        "sessions",
+        "ops",
+        "server",
+        "generator",
+        "client",
+        "measured_s",
+    ]
     op = t["ops"]["ping"]
     for key in (
         "count",

@@ -16,7 +16,6 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_every_package_directory_is_listed_in_pyproject() -> None:
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {
-        ".".join(path.parent.relative_to(ROOT).parts)
-        for path in (ROOT / "loadtest").rglob("__init__.py")
+        ".".join(path.parent.relative_to(ROOT).parts) for path in (ROOT / "loadtest").rglob("__init__.py")
     }
     assert found | {"loadtest.scenarios"} == listed

@@ -109,7 +109,9 @@ async def test_cancelled_run_leaves_no_process() -> None:
 
 async def test_unreachable_url_is_one_clear_error() -> None:
     for transport, path in (("sse", "/sse"), ("http", "/mcp")):
-        with pytest.raises(TargetError, match=r"127\.0\.0\.1:9.*(refused|unreachable)|initialize failed: connection"):
+        with pytest.raises(
+            TargetError, match=r"127\.0\.0\.1:9.*(refused|unreachable)|initialize failed: connection"
+        ):
             async with (
                 connect(transport, url=f"http://127.0.0.1:9{path}") as channel,  # type: ignore[arg-type]
                 open_session(channel) as session,
@@ -118,5 +120,7 @@ async def test_unreachable_url_is_one_clear_error() -> None:
 
 
 def test_no_zombie_children_of_this_process() -> None:
-    children = [p for p in psutil.Process(os.getpid()).children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
+    children = [
+        p for p in psutil.Process(os.getpid()).children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE
+    ]
     assert children == []

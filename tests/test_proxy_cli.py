@@ -36,7 +36,9 @@ def test_a_port_in_use_is_one_line_with_exit_code_3() -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = CliRunner().invoke(main, ["proxy", "--listen", f"127.0.0.1:{port}", "--upstream", "http://127.0.0.1:9"])
+        result = CliRunner().invoke(
+            main, ["proxy", "--listen", f"127.0.0.1:{port}", "--upstream", "http://127.0.0.1:9"]
+        )
     assert result.exit_code == 3, result.output
     assert f"cannot listen on 127.0.0.1:{port}" in result.output
     assert "Traceback" not in result.output

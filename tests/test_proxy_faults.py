@@ -117,14 +117,22 @@ async def proxied(
     async with launch(server_cmd, stdin=False, stdout=False) as server:
         await wait_for_port(server, "127.0.0.1", upstream, 20)
         port = free_port()
-        proxy_cmd = _proxy("--listen", f"127.0.0.1:{port}", "--upstream", f"http://127.0.0.1:{upstream}", *options)
+        proxy_cmd = _proxy(
+            "--listen", f"127.0.0.1:{port}", "--upstream", f"http://127.0.0.1:{upstream}", *options
+        )
         async with launch(proxy_cmd, stdin=False, stdout=False) as proxy:
             await wait_for_port(proxy, "127.0.0.1", port, 20)
             yield f'url = "http://127.0.0.1:{port}{DEFAULT_PATH[transport]}"'
 
 
 async def run_through_proxy(
-    tmp_path: Path, transport: str, faults: str, workload: str, *, json_response: bool = False, progress_op: bool = False
+    tmp_path: Path,
+    transport: str,
+    faults: str,
+    workload: str,
+    *,
+    json_response: bool = False,
+    progress_op: bool = False,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     log = tmp_path / "faults.jsonl"
     sessions = 2 if transport == "stdio" else 4
@@ -182,19 +190,25 @@ def check_counts(result: dict[str, Any], records: list[dict[str, Any]], fault: s
         for kind in want_loud:
             assert loud[kind] >= 1, (kind, loud)
         return
-    assert silent == want_silent, f"{fault} on {transport}: reported {dict(silent)}, injected {dict(want_silent)}"
+    assert silent == want_silent, (
+        f"{fault} on {transport}: reported {dict(silent)}, injected {dict(want_silent)}"
+    )
     for kind in set(loud) | set(want_loud):
         if kind in maybe_loud:
             assert want_loud[kind] <= loud[kind] <= want_loud[kind] + maybe_loud[kind], (kind, loud)
         else:
-            assert loud[kind] == want_loud[kind], f"{fault} on {transport}: loud {dict(loud)}, expected {dict(want_loud)}"
+            assert loud[kind] == want_loud[kind], (
+                f"{fault} on {transport}: loud {dict(loud)}, expected {dict(want_loud)}"
+            )
     # The examples stored in the results name requests the proxy really tampered with.
     assert example_ids(result) <= logged_ids(records)
 
 
 @pytest.mark.parametrize("fault", list(PLANS))
 @pytest.mark.parametrize("transport", TRANSPORTS)
-async def test_reported_silent_failures_equal_injected_faults(tmp_path: Path, transport: str, fault: str) -> None:
+async def test_reported_silent_failures_equal_injected_faults(
+    tmp_path: Path, transport: str, fault: str
+) -> None:
     faults, workload = PLANS[fault]
     result, records = await run_through_proxy(
         tmp_path, transport, faults, workload, progress_op=fault == "drop_notification"
@@ -205,7 +219,20 @@ async def test_reported_silent_failures_equal_injected_faults(tmp_path: Path, tr
 
 
 @pytest.mark.parametrize(
-    "fault", ["drop_response", "truncate", "alter", "malformed", "duplicate", "swap", "foreign_id", "delay", "cut", "close_stream", "reset"]
+    "fault",
+    [
+        "drop_response",
+        "truncate",
+        "alter",
+        "malformed",
+        "duplicate",
+        "swap",
+        "foreign_id",
+        "delay",
+        "cut",
+        "close_stream",
+        "reset",
+    ],
 )
 async def test_streamable_http_json_responses(tmp_path: Path, fault: str) -> None:
     # The server answers POSTs with application/json: a dropped answer is a 202 with no body.

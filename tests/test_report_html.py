@@ -24,7 +24,9 @@ GOLDEN = Path(__file__).parent / "golden" / "compare"
 
 
 def _comparison_html() -> str:
-    return render_html_comparison(compare_sides(load_side([GOLDEN / "a"]), load_side([GOLDEN / "b"]), resamples=200))
+    return render_html_comparison(
+        compare_sides(load_side([GOLDEN / "a"]), load_side([GOLDEN / "b"]), resamples=200)
+    )
 
 
 def _assert_self_contained(html: str) -> None:
@@ -41,7 +43,12 @@ def test_comparison_html_has_every_plot_and_the_tables() -> None:
     # 2 ops x percentile curves + latency, throughput and memory for the one transport.
     assert charts == 5
     assert html.count("<polyline") >= 2 * 2 + 4 * 2 * 3
-    for title in ("http/echo: latency by percentile", "http: latency per second", "http: throughput", "http: server memory"):
+    for title in (
+        "http/echo: latency by percentile",
+        "http: latency per second",
+        "http: throughput",
+        "http: server memory",
+    ):
         assert title in html
     assert ">99%<" in html  # the nines axis
     assert "New silent failures in B" in html
@@ -70,11 +77,24 @@ def _chromium() -> str | None:
 def _headless(chromium: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
-            chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-            f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", *args,
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-dev-shm-usage",
+            f"--user-data-dir={profile}",
+            "--enable-logging=stderr",
+            "--v=0",
+            *args,
         ],
-        capture_output=True, text=True, timeout=90, check=False,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
     )
 
 
@@ -92,7 +112,14 @@ def test_html_renders_in_headless_chromium_without_errors(tmp_path: Path) -> Non
     assert "Uncaught" not in dom.stderr, dom.stderr[-2000:]
     assert "CONSOLE" not in dom.stderr, dom.stderr[-2000:]
     png = tmp_path / "report.png"
-    shot = _headless(chromium, tmp_path / "profile", f"--screenshot={png}", "--window-size=1280,2000", "--hide-scrollbars", page.as_uri())
+    shot = _headless(
+        chromium,
+        tmp_path / "profile",
+        f"--screenshot={png}",
+        "--window-size=1280,2000",
+        "--hide-scrollbars",
+        page.as_uri(),
+    )
     assert shot.returncode == 0, shot.stderr[-2000:]
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"

@@ -39,7 +39,9 @@ BIG_BLOB = 1_200_000
 LIMIT_MESSAGE = "exceeded the 1048576 byte limit"
 
 
-def _scenario(tmp_path: Path, body: str, transports: str = '["stdio", "sse", "http"]', name: str = "s") -> Scenario:
+def _scenario(
+    tmp_path: Path, body: str, transports: str = '["stdio", "sse", "http"]', name: str = "s"
+) -> Scenario:
     path = tmp_path / f"{name}.toml"
     path.write_text(f"transports = {transports}\n{body}")
     return load_scenario(path)
@@ -64,7 +66,9 @@ def _ops(outcome: RunOutcome, transport: str) -> dict[str, Any]:
     return ops
 
 
-async def test_two_releases_clients_on_every_transport_with_a_blob_over_1_mib(tmp_path: Path, env_cache: Path) -> None:
+async def test_two_releases_clients_on_every_transport_with_a_blob_over_1_mib(
+    tmp_path: Path, env_cache: Path
+) -> None:
     scenario = _scenario(tmp_path, MIXED)
     old = sdk_client_from_env(ensure_env(OLD_SDK, cache_dir=env_cache))
     new = sdk_client_from_env(ensure_env(NEW_SDK, cache_dir=env_cache))
@@ -118,15 +122,24 @@ async def test_two_releases_clients_on_every_transport_with_a_blob_over_1_mib(tm
 
     text = render_summary(after.document, Style(colour=False))
     assert f"under test: the mcp {NEW_SDK} SDK client (ClientSession, 1 worker process)" in text
-    assert f"errors http/big: jsonrpc_-32000 {_ops(after, 'http')['big']['errors']['jsonrpc_-32000']}, first: SSE stream failed" in text
+    assert (
+        f"errors http/big: jsonrpc_-32000 {_ops(after, 'http')['big']['errors']['jsonrpc_-32000']}, first: SSE stream failed"
+        in text
+    )
     assert f"SDK client (mcp {NEW_SDK}) CPU " in text
 
     # Everything downstream works the same: the comparison says who made the calls, and the
     # new client's errors are a regression on the transports where they happen.
-    comparison = compare_sides(load_side([before.path.parent], label="old"), load_side([after.path.parent], label="new"))
+    comparison = compare_sides(
+        load_side([before.path.parent], label="old"), load_side([after.path.parent], label="new")
+    )
     assert comparison.a.clients[0].startswith(f"mcp {OLD_SDK} SDK, CPU/call stdio ")
     assert comparison.b.clients[0].startswith(f"mcp {NEW_SDK} SDK, CPU/call stdio ")
-    regressed = {(row.transport, row.op) for row in comparison.rows if row.metric.key == "error_rate" and row.verdict == "regressed"}
+    regressed = {
+        (row.transport, row.op)
+        for row in comparison.rows
+        if row.metric.key == "error_rate" and row.verdict == "regressed"
+    }
     assert regressed == {("sse", "big"), ("http", "big")}
 
 
@@ -188,7 +201,10 @@ async def test_a_call_the_sdk_never_answers_is_silently_lost(tmp_path: Path) -> 
     outcome = await _run(scenario, tmp_path / "run", resolve_client("sdk"))
     stats = _ops(outcome, "http")["sleep"]
     assert stats["silent"] == {"lost": 2}
-    assert stats["silent_examples"]["lost"][0]["detail"] == "no answer by the deadline, and the SDK raised nothing"
+    assert (
+        stats["silent_examples"]["lost"][0]["detail"]
+        == "no answer by the deadline, and the SDK raised nothing"
+    )
 
 
 async def test_a_client_that_cannot_start_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:
@@ -196,11 +212,15 @@ async def test_a_client_that_cannot_start_is_one_line_and_leaves_nothing(tmp_pat
     bare = tmp_path / "bare"
     with anyio.fail_after(120):
         await anyio.run_process([sys.executable, "-m", "venv", "--without-pip", str(bare)])
-    scenario = _scenario(tmp_path, '[workload]\nrequests = 5\nwarmup = "0s"\n[[ops]]\nmethod = "ping"\n', transports='["http"]')
+    scenario = _scenario(
+        tmp_path, '[workload]\nrequests = 5\nwarmup = "0s"\n[[ops]]\nmethod = "ping"\n', transports='["http"]'
+    )
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     directory = tmp_path / "run"
     await anyio.Path(directory).mkdir()
-    outcome = await execute(scenario, directory, client=ClientConfig("sdk", str(bare / "bin" / "python"), "?", None))
+    outcome = await execute(
+        scenario, directory, client=ClientConfig("sdk", str(bare / "bin" / "python"), "?", None)
+    )
     assert outcome.failure is not None
     message = str(outcome.failure)
     assert message.startswith("the SDK client could not start: the SDK client's worker process ")
@@ -222,10 +242,26 @@ def _cli(*args: str, cache: Path, timeout: float = 400) -> subprocess.CompletedP
 
 def test_run_client_sdk_from_the_command_line(tmp_path: Path, env_cache: Path) -> None:
     scenario = tmp_path / "s.toml"
-    scenario.write_text('[workload]\nrequests = 20\nwarmup = "0s"\n[[ops]]\ntool = "echo"\narguments = { text = "{nonce}" }\nexpect = { text = "{nonce}" }\n')
-    done = _cli("run", str(scenario), "--client", "sdk", "--transport", "sse", "--out", str(tmp_path), "--no-progress", cache=env_cache.parent / "cli-cache")
+    scenario.write_text(
+        '[workload]\nrequests = 20\nwarmup = "0s"\n[[ops]]\ntool = "echo"\narguments = { text = "{nonce}" }\nexpect = { text = "{nonce}" }\n'
+    )
+    done = _cli(
+        "run",
+        str(scenario),
+        "--client",
+        "sdk",
+        "--transport",
+        "sse",
+        "--out",
+        str(tmp_path),
+        "--no-progress",
+        cache=env_cache.parent / "cli-cache",
+    )
     assert done.returncode == 0, done.stderr
-    assert f"under test: the mcp {INSTALLED} SDK client (ClientSession, 1 worker process) with the reference server on mcp {INSTALLED}" in done.stdout
+    assert (
+        f"under test: the mcp {INSTALLED} SDK client (ClientSession, 1 worker process) with the reference server on mcp {INSTALLED}"
+        in done.stdout
+    )
     run = json.loads(next(tmp_path.glob("*-s/run.json")).read_text())
     assert run["meta"]["client"]["kind"] == "sdk"
     assert run["meta"]["client"]["mcp"] == INSTALLED
@@ -241,8 +277,20 @@ def test_run_client_sdk_from_the_command_line(tmp_path: Path, env_cache: Path) -
         (["--client-sdk", "0.0.999"], 3, "could not build an environment for SDK spec '0.0.999'"),
     ],
 )
-def test_client_mistakes_are_one_line(tmp_path: Path, env_cache: Path, args: list[str], code: int, message: str) -> None:
-    done = _cli("run", "--transport", "http", "--requests", "5", "--out", str(tmp_path), *args, cache=env_cache.parent / "cli-cache")
+def test_client_mistakes_are_one_line(
+    tmp_path: Path, env_cache: Path, args: list[str], code: int, message: str
+) -> None:
+    done = _cli(
+        "run",
+        "--transport",
+        "http",
+        "--requests",
+        "5",
+        "--out",
+        str(tmp_path),
+        *args,
+        cache=env_cache.parent / "cli-cache",
+    )
     assert done.returncode == code, done.stderr
     assert message in done.stderr
     assert "Traceback" not in done.stderr
@@ -259,7 +307,9 @@ async def test_matrix_crosses_client_releases_with_a_server_release(tmp_path: Pa
     labels = [f"mcp-{NEW_SDK}_client-mcp-{OLD_SDK}", f"mcp-{NEW_SDK}_client-mcp-{NEW_SDK}"]
     assert [side.label for side in sides] == labels
     assert all(side.usable for side in sides), lines
-    assert any(f"(server {NEW_SDK}, SDK client mcp {OLD_SDK} ({OLD_SDK})) repeat 1/1" in line for line in lines), lines
+    assert any(
+        f"(server {NEW_SDK}, SDK client mcp {OLD_SDK} ({OLD_SDK})) repeat 1/1" in line for line in lines
+    ), lines
     plan = json.loads((tmp_path / "m" / MATRIX_FILE).read_text())
     assert [side["client"]["mcp"] for side in plan["sides"]] == [OLD_SDK, NEW_SDK]
     assert [side["client_spec"] for side in plan["sides"]] == [OLD_SDK, NEW_SDK]
@@ -276,11 +326,28 @@ async def test_matrix_crosses_client_releases_with_a_server_release(tmp_path: Pa
 
 def test_the_summary_says_when_the_sdk_client_is_what_limits_the_rate() -> None:
     run = {
-        "meta": {"client": {"kind": "sdk", "mcp": "2.3.0", "workers": 2}, "target": {"kind": "url", "url": "http://127.0.0.1:9/mcp"}},
-        "transports": {"http": {"ops": {}, "client": {"kind": "sdk", "mcp": "2.3.0", "workers": 2, "cpu_per_call_us": 4000.0, "cpu_busy": 0.97, "saturated": True}}},
+        "meta": {
+            "client": {"kind": "sdk", "mcp": "2.3.0", "workers": 2},
+            "target": {"kind": "url", "url": "http://127.0.0.1:9/mcp"},
+        },
+        "transports": {
+            "http": {
+                "ops": {},
+                "client": {
+                    "kind": "sdk",
+                    "mcp": "2.3.0",
+                    "workers": 2,
+                    "cpu_per_call_us": 4000.0,
+                    "cpu_busy": 0.97,
+                    "saturated": True,
+                },
+            }
+        },
     }
     text = render_summary(run, Style(colour=False))
-    assert text.startswith("under test: the mcp 2.3.0 SDK client (ClientSession, 2 worker processes) with http://127.0.0.1:9/mcp\n")
+    assert text.startswith(
+        "under test: the mcp 2.3.0 SDK client (ClientSession, 2 worker processes) with http://127.0.0.1:9/mcp\n"
+    )
     assert "SDK client (mcp 2.3.0) CPU 4.00ms/call" in text
     assert "note: on http the mcp 2.3.0 SDK client kept its worker processes 97% busy" in text
     run["transports"]["http"]["client"]["saturated"] = False

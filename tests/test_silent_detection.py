@@ -73,7 +73,11 @@ async def fake_session() -> AsyncIterator[Fake]:
         assert fake is not None
         fake.anomalies_in.send_nowait(anomaly)
 
-    async with to_session, incoming, open_session(Channel(send, incoming), request_timeout=2, on_anomaly=on_anomaly) as session:
+    async with (
+        to_session,
+        incoming,
+        open_session(Channel(send, incoming), request_timeout=2, on_anomaly=on_anomaly) as session,
+    ):
         fake = Fake(session, to_session)
         async with fake.sent, fake._sent, fake.anomalies_in, fake.anomalies:
             yield fake
@@ -110,12 +114,20 @@ def _nonce(k: int) -> str:
 def test_another_calls_answer_is_misrouted_even_when_its_nonce_is_shorter() -> None:
     # With variable-width nonces, "nonce-…-1" is a prefix of "nonce-…-10": call 1's answer
     # delivered to call 10 read as a truncated answer. Fixed width makes it a clear misroute.
-    op = Op("echo", "tools/call", tool="echo", arguments={"text": "hello {nonce}"}, expect=Expect(text="hello {nonce}"))
+    op = Op(
+        "echo",
+        "tools/call",
+        tool="echo",
+        arguments={"text": "hello {nonce}"},
+        expect=Expect(text="hello {nonce}"),
+    )
     checker = Checker(op)
     got = Outcome("tools/call", 1, 0, 1, result={"content": [{"type": "text", "text": f"hello {_nonce(1)}"}]})
     verdict = checker.check(got, op.render(_nonce(10), 10), _nonce(10), 10)
     assert verdict.silent == "misrouted"
-    cut = Outcome("tools/call", 1, 0, 1, result={"content": [{"type": "text", "text": f"hello {_nonce(10)}"[:-3]}]})
+    cut = Outcome(
+        "tools/call", 1, 0, 1, result={"content": [{"type": "text", "text": f"hello {_nonce(10)}"[:-3]}]}
+    )
     assert checker.check(cut, op.render(_nonce(10), 10), _nonce(10), 10).silent == "truncated"
 
 

@@ -85,7 +85,14 @@ def health_rows(path: Path) -> list[dict[str, Any]]:
 def test_a_short_soak_keeps_generator_memory_flat_and_logs_every_interval(tmp_path: Path) -> None:
     duration = 30
     done = subprocess.run(
-        [*CLI, "run", str(soak_file(tmp_path, f"{duration}s", "5s")), "--out", str(tmp_path / "out"), "--no-progress"],
+        [
+            *CLI,
+            "run",
+            str(soak_file(tmp_path, f"{duration}s", "5s")),
+            "--out",
+            str(tmp_path / "out"),
+            "--no-progress",
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -124,7 +131,9 @@ def test_a_short_soak_keeps_generator_memory_flat_and_logs_every_interval(tmp_pa
     assert len(rows) >= duration  # sampled every second
     third = [r for r in rows if r["t"] >= rows[-1]["t"] - 2 * duration / 3]
     growth = max(r["gen_rss"] for r in third) - third[0]["gen_rss"]
-    calls_since = sum(op[0] for op in third[-1]["ops"].values()) - sum(op[0] for op in third[0]["ops"].values())
+    calls_since = sum(op[0] for op in third[-1]["ops"].values()) - sum(
+        op[0] for op in third[0]["ops"].values()
+    )
     assert calls_since >= RATE * duration / 2
     assert growth < 1.5 * MiB, f"generator RSS grew {growth / MiB:.2f} MiB over {calls_since} calls"
     generator = http["generator"]

@@ -6,7 +6,7 @@ from loadtest.protocol.transports.sse_parser import SseParser
 
 
 def test_events_split_across_arbitrary_chunks() -> None:
-    wire = b"event: endpoint\r\ndata: /messages/?session_id=1\r\n\r\n: keep-alive\n\nid: 7\ndata:\n\ndata: {\"a\"\ndata: :1}\n\n"
+    wire = b'event: endpoint\r\ndata: /messages/?session_id=1\r\n\r\n: keep-alive\n\nid: 7\ndata:\n\ndata: {"a"\ndata: :1}\n\n'
     for size in (1, 2, 3, 7, len(wire)):
         parser = SseParser()
         events = []

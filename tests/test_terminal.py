@@ -12,7 +12,11 @@ def _run(**generator: Any) -> dict[str, Any]:
         "transports": {
             "http": {
                 "negotiated_protocol_version": "2025-11-25",
-                "sessions": {"opened": 4, "failed": 0, "setup_latency_us": {"p50": 9000, "p99": 12000, "max": 12000}},
+                "sessions": {
+                    "opened": 4,
+                    "failed": 0,
+                    "setup_latency_us": {"p50": 9000, "p99": 12000, "max": 12000},
+                },
                 "ops": {
                     "blob": {
                         "count": 100,
@@ -21,7 +25,14 @@ def _run(**generator: Any) -> dict[str, Any]:
                         "errors": {},
                         "silent": {"truncated": 2, "lost": 1},
                         "silent_examples": {"truncated": [{"detail": "7000 of 10000 bytes arrived"}]},
-                        "latency_us": {"p50": 900, "p90": 1500, "p99": 12000, "p999": 13000, "max": 13100, "mean": 1000.0},
+                        "latency_us": {
+                            "p50": 900,
+                            "p90": 1500,
+                            "p99": 12000,
+                            "p999": 13000,
+                            "max": 13100,
+                            "mean": 1000.0,
+                        },
                     }
                 },
                 "generator": {"cpu_s": 1.0, "lag_p99_us": 100, **generator},
@@ -53,9 +64,13 @@ def test_plain_text_has_no_escape_codes_and_colour_has() -> None:
 
 
 def test_a_saturated_worker_is_named_and_workers_suggested() -> None:
-    text = render_summary(_run(saturated=True, cpu_busy=0.93, lag_p99_us=12000, workers=3), Style(colour=False))
+    text = render_summary(
+        _run(saturated=True, cpu_busy=0.93, lag_p99_us=12000, workers=3), Style(colour=False)
+    )
     assert "(CPU 93% of one core in the busiest of 3 workers, event-loop lag p99 12.0ms)" in text
     assert "generator CPU 1.0s in 3 processes" in text
     lagging = render_summary(_run(saturated=True, cpu_busy=0.2, lag_p99_us=12000), Style(colour=False))
     assert "--workers" not in lagging
-    assert "--workers spreads the load" in render_summary(_run(saturated=True, cpu_busy=0.93), Style(colour=False))
+    assert "--workers spreads the load" in render_summary(
+        _run(saturated=True, cpu_busy=0.93), Style(colour=False)
+    )

@@ -31,7 +31,9 @@ async def test_every_tool_prompt_and_resource(mode: str) -> None:
         assert _text(echo.result) == "héllo ✓ nonce-1"
         assert echo.result.get("isError") is not True
 
-        blob = await session.request("tools/call", {"name": "blob", "arguments": {"n_bytes": 5000, "seed": 42}})
+        blob = await session.request(
+            "tools/call", {"name": "blob", "arguments": {"n_bytes": 5000, "seed": 42}}
+        )
         assert check_blob(_text(blob.result), 5000, 42).verdict == "ok"
 
         slept = await session.request("tools/call", {"name": "sleep", "arguments": {"ms": 20, "nonce": "n1"}})
@@ -43,7 +45,9 @@ async def test_every_tool_prompt_and_resource(mode: str) -> None:
         assert failed.result["isError"] is True
         assert "n2" in _text(failed.result)
 
-        progress = await session.request("tools/call", {"name": "progress", "arguments": {"steps": 4}}, progress=True)
+        progress = await session.request(
+            "tools/call", {"name": "progress", "arguments": {"steps": 4}}, progress=True
+        )
         assert _text(progress.result).startswith("progress 4")
         # A JSON response cannot carry notifications ahead of it; every streaming mode must.
         assert progress.progress == (0 if mode == "http-json" else 4)
@@ -81,7 +85,9 @@ async def test_concurrent_requests_on_one_session_are_answered_by_id(mode: str) 
         await session.initialize()
 
         async def one(i: int) -> None:
-            outcome = await session.request("tools/call", {"name": "echo", "arguments": {"text": f"nonce-{i}"}})
+            outcome = await session.request(
+                "tools/call", {"name": "echo", "arguments": {"text": f"nonce-{i}"}}
+            )
             answers[i] = _text(outcome.result)
 
         async with anyio.create_task_group() as tg:

@@ -231,12 +231,28 @@ def _wait_for_line(proc: subprocess.Popen[str], text: str) -> None:
 
 
 def _workers_of(pid: int) -> list[psutil.Process]:
-    return [p for p in psutil.Process(pid).children(recursive=True) if "loadtest.run.workers" in " ".join(p.cmdline())]
+    return [
+        p
+        for p in psutil.Process(pid).children(recursive=True)
+        if "loadtest.run.workers" in " ".join(p.cmdline())
+    ]
 
 
 def test_interrupt_with_workers_writes_merged_partial_results_and_leaves_no_process(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [*CLI, "run", "--workers", "2", "--duration", "60s", "--transport", "stdio", "--out", str(tmp_path), "--no-progress"],
+        [
+            *CLI,
+            "run",
+            "--workers",
+            "2",
+            "--duration",
+            "60s",
+            "--transport",
+            "stdio",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
@@ -264,7 +280,19 @@ def test_interrupt_with_workers_writes_merged_partial_results_and_leaves_no_proc
 
 def test_a_worker_that_dies_fails_the_run_and_keeps_the_rest(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [*CLI, "run", "--workers", "2", "--duration", "4s", "--transport", "sse", "--out", str(tmp_path), "--no-progress"],
+        [
+            *CLI,
+            "run",
+            "--workers",
+            "2",
+            "--duration",
+            "4s",
+            "--transport",
+            "sse",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,

@@ -28,7 +28,6 @@ from loadtest.scenario.model import Scenario, load_scenario
 CHECKS_FILE = "checks.json"
 
 
-
 @click.command("check")
 @click.argument("scenario", required=False, type=click.Path(path_type=Path))
 @click.option(

@@ -24,15 +24,15 @@ from loadtest.results.recovery import PARTIAL_NOTE, can_rebuild, rebuild_run
 __all__ = ["compare_command", "parse_fraction", "report_command", "write_reports"]
 
 
-
-
 def parse_fraction(text: str, what: str = "--min-effect") -> float:
     """``"5%"`` or ``"0.05"`` as 0.05; :class:`UsageError` otherwise."""
     s = text.strip()
     try:
         value = float(s[:-1]) / 100 if s.endswith("%") else float(s)
     except ValueError:
-        raise UsageError(f"{what}: expected a percentage like 5% or a fraction like 0.05, got {text!r}") from None
+        raise UsageError(
+            f"{what}: expected a percentage like 5% or a fraction like 0.05, got {text!r}"
+        ) from None
     if not 0 <= value < 1:
         raise UsageError(f"{what}: expected a value from 0% to below 100%, got {text!r}")
     return value
@@ -42,7 +42,9 @@ def _style() -> Style:
     return Style(colour=sys.stdout.isatty() and "NO_COLOR" not in os.environ)
 
 
-def _sides(paths: tuple[Path, ...], a_paths: tuple[Path, ...], b_paths: tuple[Path, ...]) -> tuple[Side, Side]:
+def _sides(
+    paths: tuple[Path, ...], a_paths: tuple[Path, ...], b_paths: tuple[Path, ...]
+) -> tuple[Side, Side]:
     if a_paths or b_paths:
         if paths or not (a_paths and b_paths):
             raise UsageError("give either A B, or -a PATH... and -b PATH... (each at least once), not both")
@@ -98,15 +100,48 @@ _OUT = click.Path(path_type=Path, dir_okay=False)
 
 @click.command("compare")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("-a", "a_paths", multiple=True, type=click.Path(path_type=Path), metavar="PATH", help="A run or group of runs for side A (before). Repeat.")
-@click.option("-b", "b_paths", multiple=True, type=click.Path(path_type=Path), metavar="PATH", help="A run or group of runs for side B (after). Repeat.")
-@click.option("--markdown", type=_OUT, metavar="F", help="Write a markdown report (for $GITHUB_STEP_SUMMARY, PR comments).")
+@click.option(
+    "-a",
+    "a_paths",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    metavar="PATH",
+    help="A run or group of runs for side A (before). Repeat.",
+)
+@click.option(
+    "-b",
+    "b_paths",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    metavar="PATH",
+    help="A run or group of runs for side B (after). Repeat.",
+)
+@click.option(
+    "--markdown",
+    type=_OUT,
+    metavar="F",
+    help="Write a markdown report (for $GITHUB_STEP_SUMMARY, PR comments).",
+)
 @click.option("--html", type=_OUT, metavar="F", help="Write a self-contained HTML report with plots.")
 @click.option("--json", "json_path", type=_OUT, metavar="F", help="Write the comparison as JSON.")
 @click.option("--junit", type=_OUT, metavar="F", help="Write JUnit XML, one test case per gated metric.")
-@click.option("--min-effect", default=f"{DEFAULT_MIN_EFFECT:.0%}", show_default=True, metavar="PCT", help="Smallest change called a regression or an improvement.")
-@click.option("--alpha", default=DEFAULT_ALPHA, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True), help="Significance level.")
-@click.option("--force", is_flag=True, help="Compare even runs with different scenario hashes or machine fingerprints.")
+@click.option(
+    "--min-effect",
+    default=f"{DEFAULT_MIN_EFFECT:.0%}",
+    show_default=True,
+    metavar="PCT",
+    help="Smallest change called a regression or an improvement.",
+)
+@click.option(
+    "--alpha",
+    default=DEFAULT_ALPHA,
+    show_default=True,
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Significance level.",
+)
+@click.option(
+    "--force", is_flag=True, help="Compare even runs with different scenario hashes or machine fingerprints."
+)
 @friendly
 def compare_command(
     paths: tuple[Path, ...],
@@ -154,7 +189,9 @@ def report_command(run: Path, html: Path | None) -> None:
     else:
         side = load_side([run])
         if len(side.runs) != 1:
-            raise UsageError(f"{run}: holds {len(side.runs)} runs; report takes one run directory (use compare for groups)")
+            raise UsageError(
+                f"{run}: holds {len(side.runs)} runs; report takes one run directory (use compare for groups)"
+            )
         (single,) = side.runs
     click.echo(render_summary(single.document, _style()))
     if html is not None:

@@ -184,7 +184,9 @@ def assess(
         by_session = _trend([(s.segment, float(s.sessions or 0), float(s.rss)) for s in with_sessions])
         if by_session.slope is not None:
             out["rss_per_1k_sessions_mb"] = round(by_session.slope * 1000 / _MB, 3)
-        fd_points = [(s.segment, float(s.sessions or 0), float(s.fds)) for s in with_sessions if s.fds is not None]
+        fd_points = [
+            (s.segment, float(s.sessions or 0), float(s.fds)) for s in with_sessions if s.fds is not None
+        ]
         fd_slope = pooled_slope(fd_points)
         if fd_slope is not None:
             out["fds"]["per_1k_sessions"] = round(fd_slope * 1000, 1)

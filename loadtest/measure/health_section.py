@@ -14,7 +14,12 @@ from loadtest.measure.health import Sample, assess
 __all__ = ["EVENT_KINDS", "health_section"]
 
 #: The events counted in the section (``crash`` -> ``crashes``, ...).
-EVENT_KINDS = {"crash": "crashes", "hang": "hangs", "restart": "restarts", "restart_failed": "restart_failures"}
+EVENT_KINDS = {
+    "crash": "crashes",
+    "hang": "hangs",
+    "restart": "restarts",
+    "restart_failed": "restart_failures",
+}
 
 
 def _idle(before: Sample | None, after: Sample | None, duration_s: float) -> dict[str, Any]:

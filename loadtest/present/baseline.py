@@ -40,7 +40,12 @@ class BaselineOutcome:
     def render(self, style: Style) -> str:
         """A short block for the end of ``run``: headline, new silent failures, changed metrics."""
         c = self.comparison
-        lines = ["", style.bold(f"against baseline {c.a.label} ({len(c.a.runs)} run{'s' if len(c.a.runs) != 1 else ''})")]
+        lines = [
+            "",
+            style.bold(
+                f"against baseline {c.a.label} ({len(c.a.runs)} run{'s' if len(c.a.runs) != 1 else ''})"
+            ),
+        ]
         lines.append((style.red if c.regressed else style.green)(c.headline()))
         lines.extend(style.red(f"  NEW SILENT FAILURES {item}") for item in c.new_silent)
         for row in c.regressions + c.improvements:
@@ -81,8 +86,12 @@ def write_junit(path: Path, document: Mapping[str, Any], outcome: BaselineOutcom
     cases: list[ET.Element] = []
     failures = skipped = 0
     for item in document.get("thresholds") or []:
-        case = ET.Element("testcase", classname="mcp-loadtest.scenario.thresholds", name=str(item.get("expr")), time="0")
-        message = f"{item.get('expr')}: measured {item.get('value')}" + (f" (worst: {item['scope']})" if item.get("scope") else "")
+        case = ET.Element(
+            "testcase", classname="mcp-loadtest.scenario.thresholds", name=str(item.get("expr")), time="0"
+        )
+        message = f"{item.get('expr')}: measured {item.get('value')}" + (
+            f" (worst: {item['scope']})" if item.get("scope") else ""
+        )
         if item.get("passed"):
             ET.SubElement(case, "system-out").text = message
         else:
@@ -95,15 +104,23 @@ def write_junit(path: Path, document: Mapping[str, Any], outcome: BaselineOutcom
         for row in c.rows:
             if not row.metric.gated:
                 continue
-            case = ET.Element("testcase", classname=f"mcp-loadtest.present.baseline.{row.transport}.{row.op}", name=row.metric.label, time="0")
+            case = ET.Element(
+                "testcase",
+                classname=f"mcp-loadtest.present.baseline.{row.transport}.{row.op}",
+                name=row.metric.label,
+                time="0",
+            )
             message = (
                 f"{row.key}: baseline {fmt_value(row.metric, row.a)}, now {fmt_value(row.metric, row.b)}, "
-                f"{fmt_ratio(row)} {fmt_ci(row)}, p {fmt_p(row.p)}: {fmt_verdict(row)}" + (f" ({row.note})" if row.note else "")
+                f"{fmt_ratio(row)} {fmt_ci(row)}, p {fmt_p(row.p)}: {fmt_verdict(row)}"
+                + (f" ({row.note})" if row.note else "")
             )
             if row.verdict == REGRESSED:
                 failures += 1
                 extra = new_silent.get((row.transport, row.op)) if row.metric.kind == "count" else None
-                ET.SubElement(case, "failure", message=message, type="regression").text = message + (f"\n{extra}" if extra else "")
+                ET.SubElement(case, "failure", message=message, type="regression").text = message + (
+                    f"\n{extra}" if extra else ""
+                )
             elif row.verdict == "not enough data":
                 skipped += 1
                 ET.SubElement(case, "skipped", message=message)
@@ -112,10 +129,21 @@ def write_junit(path: Path, document: Mapping[str, Any], outcome: BaselineOutcom
             cases.append(case)
     name = "mcp-loadtest run"
     root = ET.Element("testsuites", name=name, tests=str(len(cases)), failures=str(failures), errors="0")
-    suite = ET.SubElement(root, "testsuite", name=name, tests=str(len(cases)), failures=str(failures), errors="0", skipped=str(skipped))
+    suite = ET.SubElement(
+        root,
+        "testsuite",
+        name=name,
+        tests=str(len(cases)),
+        failures=str(failures),
+        errors="0",
+        skipped=str(skipped),
+    )
     suite.extend(cases)
     ET.indent(root)
     try:
-        path.write_text('<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n", encoding="utf-8")
+        path.write_text(
+            '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n",
+            encoding="utf-8",
+        )
     except OSError as exc:
         raise UsageError(f"--junit {path}: cannot write ({exc.strerror or exc})") from None

@@ -17,7 +17,10 @@ _LEFT = frozenset({"transport", "op", "metric", "verdict"})
 def _table(rows: Sequence[Sequence[str]]) -> list[str]:
     widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(_COLUMNS)]
     return [
-        "  ".join(c.ljust(w) if _COLUMNS[i] in _LEFT else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+        "  ".join(
+            c.ljust(w) if _COLUMNS[i] in _LEFT else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
         for cells in (_COLUMNS, *rows)
     ]
 
@@ -36,7 +39,17 @@ def render_comparison(comparison: Comparison, style: Style) -> str:
         lines.extend(f"    {example}" for example in item.examples)
     lines.append("")
     cells = [
-        [row.transport, row.op, row.metric.label, fmt_value(row.metric, row.a), fmt_value(row.metric, row.b), fmt_ratio(row), fmt_ci(row), fmt_p(row.p), fmt_verdict(row)]
+        [
+            row.transport,
+            row.op,
+            row.metric.label,
+            fmt_value(row.metric, row.a),
+            fmt_value(row.metric, row.b),
+            fmt_ratio(row),
+            fmt_ci(row),
+            fmt_p(row.p),
+            fmt_verdict(row),
+        ]
         for row in c.rows
     ]
     table = _table(cells)
@@ -58,5 +71,11 @@ def render_comparison(comparison: Comparison, style: Style) -> str:
         lines.extend(style.red(f"warning: {w}") for w in c.warnings)
     methods = sorted({row.method.split(" (")[0] for row in c.rows if row.method})
     if methods:
-        lines.append(style.dim("methods: " + "; ".join(methods) + ". thin: one run or a few per side; the spread between runs is not seen."))
+        lines.append(
+            style.dim(
+                "methods: "
+                + "; ".join(methods)
+                + ". thin: one run or a few per side; the spread between runs is not seen."
+            )
+        )
     return "\n".join(lines)

@@ -32,7 +32,18 @@ from loadtest.present.terminal import summary_rows
 __all__ = ["render_html_comparison", "render_html_run", "write_html"]
 
 _COLOURS = ("#1f6fb4", "#e8710a")
-_OP_COLOURS = ("#1f6fb4", "#e8710a", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+_OP_COLOURS = (
+    "#1f6fb4",
+    "#e8710a",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
 _NINES_MAX = 5.0
 
 _CSS = """
@@ -77,7 +88,7 @@ class _SideView:
 
 def _page(title: str, body: Sequence[str]) -> str:
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>\n"
         + "\n".join(body)
         + f"\n<script>{_SCRIPT}</script>\n</body></html>\n"
@@ -131,10 +142,15 @@ def _percentile_charts(sides: Sequence[_SideView], keys: Sequence[tuple[str, str
             encoded = [
                 str(stats["hdr"])
                 for run in side.runs
-                if (stats := ((run.transports.get(transport) or {}).get("ops") or {}).get(op)) and stats.get("hdr")
+                if (stats := ((run.transports.get(transport) or {}).get("ops") or {}).get(op))
+                and stats.get("hdr")
             ]
             points = _nines_points(_sorted_counts(encoded))
-            series.append(Series(f"{side.name} ({len(encoded)} run{'s' if len(encoded) != 1 else ''})", side.colour, points))
+            series.append(
+                Series(
+                    f"{side.name} ({len(encoded)} run{'s' if len(encoded) != 1 else ''})", side.colour, points
+                )
+            )
         top = max((x for s in series for x, _ in s.points), default=0.0)
         ticks = [t for t in _NINES_TICKS if t[0] <= max(top, 1.0)]
         charts.append(
@@ -182,17 +198,57 @@ def _time_charts(sides: Sequence[_SideView], transports: Sequence[str]) -> list[
             for n, run in enumerate(side.runs):
                 first = n == 0
                 rows = _per_second(run, transport)
-                latency.append(Series(f"{side.name} p99", side.colour, [(t, p99) for t, _, _, p99 in rows], legend=first))
-                latency.append(Series(f"{side.name} p50", side.colour, [(t, p50) for t, _, p50, _ in rows], dashed=True, legend=first))
+                latency.append(
+                    Series(f"{side.name} p99", side.colour, [(t, p99) for t, _, _, p99 in rows], legend=first)
+                )
+                latency.append(
+                    Series(
+                        f"{side.name} p50",
+                        side.colour,
+                        [(t, p50) for t, _, p50, _ in rows],
+                        dashed=True,
+                        legend=first,
+                    )
+                )
                 rate.append(Series(side.name, side.colour, [(t, r) for t, r, _, _ in rows], legend=first))
                 server = (run.transports.get(transport) or {}).get("server") or {}
                 # Seconds from the start of measurement, as the latency plots (warm-up < 0).
                 shift = float((server.get("health") or {}).get("measure_start_s") or 0.0)
                 samples = server.get("samples") or []
-                memory.append(Series(side.name, side.colour, [(float(s[0]) - shift, float(s[1]) / 2**20) for s in samples if len(s) > 1 and s[1] is not None], legend=first))
-        charts.append(line_chart(f"{transport}: latency per second (all ops)", latency, x_label="seconds", y_label="latency", log_y=True, y_format=format_latency_us))
-        charts.append(line_chart(f"{transport}: throughput", rate, x_label="seconds", y_label="calls/s", y_zero=True))
-        charts.append(line_chart(f"{transport}: server memory (RSS)", memory, x_label="seconds", y_label="MiB", y_format=lambda v: f"{v:g}"))
+                memory.append(
+                    Series(
+                        side.name,
+                        side.colour,
+                        [
+                            (float(s[0]) - shift, float(s[1]) / 2**20)
+                            for s in samples
+                            if len(s) > 1 and s[1] is not None
+                        ],
+                        legend=first,
+                    )
+                )
+        charts.append(
+            line_chart(
+                f"{transport}: latency per second (all ops)",
+                latency,
+                x_label="seconds",
+                y_label="latency",
+                log_y=True,
+                y_format=format_latency_us,
+            )
+        )
+        charts.append(
+            line_chart(f"{transport}: throughput", rate, x_label="seconds", y_label="calls/s", y_zero=True)
+        )
+        charts.append(
+            line_chart(
+                f"{transport}: server memory (RSS)",
+                memory,
+                x_label="seconds",
+                y_label="MiB",
+                y_format=lambda v: f"{v:g}",
+            )
+        )
     return charts
 
 
@@ -216,7 +272,10 @@ def _row_class(verdict: str, gated: bool) -> str:
 
 
 def _metrics_table(comparison: Comparison, rows: Sequence[Any], table_id: str = "") -> str:
-    head = "".join(f'<th class="{"l" if i in (0, 1, 8) else ""}">{escape(h)}</th>' for i, h in enumerate(("transport/op", "metric", "A", "B", "B/A", "95% CI", "p", "", "verdict")))
+    head = "".join(
+        f'<th class="{"l" if i in (0, 1, 8) else ""}">{escape(h)}</th>'
+        for i, h in enumerate(("transport/op", "metric", "A", "B", "B/A", "95% CI", "p", "", "verdict"))
+    )
     id_attr = f' id="{table_id}"' if table_id else ""
     out = [f"<table{id_attr}><thead><tr>{head}</tr></thead><tbody>"]
     for row in rows:
@@ -253,20 +312,32 @@ def render_html_comparison(comparison: Comparison) -> str:
     if c.new_silent:
         body.append('<div class="silent"><b>New silent failures in B</b><ul>')
         for item in c.new_silent:
-            body.append(f"<li>{escape(str(item))}" + "".join(f"<br><code>{escape(e)}</code>" for e in item.examples) + "</li>")
+            body.append(
+                f"<li>{escape(str(item))}"
+                + "".join(f"<br><code>{escape(e)}</code>" for e in item.examples)
+                + "</li>"
+            )
         body.append("</ul></div>")
     flagged = [row for row in c.rows if row.verdict in (REGRESSED, IMPROVED) and row.metric.gated]
     flagged.sort(key=lambda row: row.verdict != REGRESSED)
     body.append("<h2>Verdicts</h2>")
-    body.append(_metrics_table(c, flagged) if flagged else f"<p>No metric changed by {c.min_effect:.0%} or more with significance.</p>")
+    body.append(
+        _metrics_table(c, flagged)
+        if flagged
+        else f"<p>No metric changed by {c.min_effect:.0%} or more with significance.</p>"
+    )
     if c.check_diffs or c.checks_note:
         body.append("<h2>Wire-behaviour differences (conformance checks)</h2>")
         if c.check_diffs:
-            body.append('<table><thead><tr><th class="l">check</th><th class="l">status A → B</th><th class="l">observed A → B</th></tr></thead><tbody>')
+            body.append(
+                '<table><thead><tr><th class="l">check</th><th class="l">status A → B</th><th class="l">observed A → B</th></tr></thead><tbody>'
+            )
             for diff in c.check_diffs:
                 status = " → ".join(str(s) for s in diff["status"])
                 observed = " → ".join(str(o) if o is not None else "(absent)" for o in diff["observed"])
-                body.append(f'<tr><td class="l"><code>{escape(diff["id"])}</code></td><td class="l">{escape(status)}</td><td class="l">{escape(observed)}</td></tr>')
+                body.append(
+                    f'<tr><td class="l"><code>{escape(diff["id"])}</code></td><td class="l">{escape(status)}</td><td class="l">{escape(observed)}</td></tr>'
+                )
             body.append("</tbody></table>")
         else:
             body.append(f"<p class=muted>{escape(c.checks_note)}.</p>")
@@ -276,7 +347,9 @@ def render_html_comparison(comparison: Comparison) -> str:
     body.append('<p class="muted">One line per run; solid p99, dashed p50.</p>')
     body.append('<div class="charts">' + "".join(_time_charts(sides, transports)) + "</div>")
     body.append("<h2>All metrics</h2>")
-    body.append('<label><input type="checkbox" id="only-flagged"> show only regressions, improvements</label>')
+    body.append(
+        '<label><input type="checkbox" id="only-flagged"> show only regressions, improvements</label>'
+    )
     body.append(_metrics_table(c, c.rows, "all-metrics"))
     if c.warnings:
         body.append("<h2>Warnings</h2><ul>" + "".join(f"<li>{escape(w)}</li>" for w in c.warnings) + "</ul>")
@@ -290,7 +363,11 @@ def render_html_comparison(comparison: Comparison) -> str:
 
 def _run_table(document: Mapping[str, Any]) -> str:
     heads = ("transport", "op", "calls", "rate/s", "p50", "p90", "p99", "p99.9", "max", "errors", "silent")
-    out = ["<table><thead><tr>" + "".join(f'<th class="{"l" if i < 2 else ""}">{h}</th>' for i, h in enumerate(heads)) + "</tr></thead><tbody>"]
+    out = [
+        "<table><thead><tr>"
+        + "".join(f'<th class="{"l" if i < 2 else ""}">{h}</th>' for i, h in enumerate(heads))
+        + "</tr></thead><tbody>"
+    ]
     for row in summary_rows(document.get("transports") or {}):
         bad = row[-1] != "0"
         out.append(
@@ -326,7 +403,9 @@ def render_html_run(run: Run) -> str:
         body.append("<h2>Thresholds</h2><ul>")
         for item in thresholds:
             mark = "pass" if item.get("passed") else "<b style='color:#cf222e'>FAIL</b>"
-            body.append(f"<li>{mark} <code>{escape(str(item.get('expr')))}</code> measured {escape(str(item.get('value')))}</li>")
+            body.append(
+                f"<li>{mark} <code>{escape(str(item.get('expr')))}</code> measured {escape(str(item.get('value')))}</li>"
+            )
         body.append("</ul>")
     body.append("<h2>Latency distribution</h2>")
     charts = []
@@ -337,18 +416,34 @@ def render_html_run(run: Run) -> str:
             points = _nines_points(_sorted_counts([str(stats["hdr"])] if stats.get("hdr") else []))
             series.append(Series(op, _OP_COLOURS[n % len(_OP_COLOURS)], points))
         charts.append(
-            line_chart(f"{transport}: latency by percentile", series, x_label="percentile (corrected latency; right end: max)", y_label="latency", log_y=True, y_format=format_latency_us, x_ticks=_NINES_TICKS)
+            line_chart(
+                f"{transport}: latency by percentile",
+                series,
+                x_label="percentile (corrected latency; right end: max)",
+                y_label="latency",
+                log_y=True,
+                y_format=format_latency_us,
+                x_ticks=_NINES_TICKS,
+            )
         )
     body.append('<div class="charts">' + "".join(charts) + "</div>")
     body.append("<h2>Over time</h2>")
-    body.append('<div class="charts">' + "".join(_time_charts([_SideView("run", _COLOURS[0], [run])], transports)) + "</div>")
+    body.append(
+        '<div class="charts">'
+        + "".join(_time_charts([_SideView("run", _COLOURS[0], [run])], transports))
+        + "</div>"
+    )
     body.extend(_health_html(run, transports))
     checks = document.get("checks") or []
     if checks:
-        body.append("<h2>Conformance checks</h2><table><thead><tr><th class=l>check</th><th class=l>status</th><th class=l>observed</th></tr></thead><tbody>")
+        body.append(
+            "<h2>Conformance checks</h2><table><thead><tr><th class=l>check</th><th class=l>status</th><th class=l>observed</th></tr></thead><tbody>"
+        )
         for check in checks:
             observed = (check.get("details") or {}).get("observed", "")
-            body.append(f"<tr><td class=l><code>{escape(str(check.get('id')))}</code></td><td class=l>{escape(str(check.get('status')))}</td><td class=l>{escape(str(observed))}</td></tr>")
+            body.append(
+                f"<tr><td class=l><code>{escape(str(check.get('id')))}</code></td><td class=l>{escape(str(check.get('status')))}</td><td class=l>{escape(str(observed))}</td></tr>"
+            )
         body.append("</tbody></table>")
     return _page(f"mcp-loadtest run {run.name}", body)
 
@@ -361,14 +456,31 @@ def _health_rows(health: Mapping[str, Any]) -> list[tuple[str, str]]:
 
     rows = [
         ("verdict", f"{health.get('verdict', 'unknown')}: {health.get('reason', '')}"),
-        ("RSS slope after warm-up", f"{num(health.get('rss_slope_mb_per_h'), '+.2f')} MB/h (warm-up {num(health.get('warmup_s'), 'g')}s, window {num(health.get('window_s'), 'g')}s)"),
-        ("RSS per 1000 sessions", f"{num(health.get('rss_per_1k_sessions_mb'), '+.3f')} MB over {num(health.get('sessions_in_window'), 'd')} sessions; released: {health.get('sessions_released')}"),
-        ("open descriptors", f"{fds.get('start')} → {fds.get('end')} (peak {fds.get('peak')}; {num(fds.get('per_1k_sessions'), '+g')} per 1000 sessions)"),
+        (
+            "RSS slope after warm-up",
+            f"{num(health.get('rss_slope_mb_per_h'), '+.2f')} MB/h (warm-up {num(health.get('warmup_s'), 'g')}s, window {num(health.get('window_s'), 'g')}s)",
+        ),
+        (
+            "RSS per 1000 sessions",
+            f"{num(health.get('rss_per_1k_sessions_mb'), '+.3f')} MB over {num(health.get('sessions_in_window'), 'd')} sessions; released: {health.get('sessions_released')}",
+        ),
+        (
+            "open descriptors",
+            f"{fds.get('start')} → {fds.get('end')} (peak {fds.get('peak')}; {num(fds.get('per_1k_sessions'), '+g')} per 1000 sessions)",
+        ),
         ("threads", f"{threads.get('start')} → {threads.get('end')} (peak {threads.get('peak')})"),
-        ("crashes, hangs, restarts", f"{health.get('crashes', 0)}, {health.get('hangs', 0)}, {health.get('restarts', 0)}"),
+        (
+            "crashes, hangs, restarts",
+            f"{health.get('crashes', 0)}, {health.get('hangs', 0)}, {health.get('restarts', 0)}",
+        ),
     ]
     if idle.get("rss_after_bytes") is not None:
-        rows.append(("after the idle period", f"{idle['duration_s']:g}s: RSS {-idle['released_bytes'] / 2**20:+.2f} MB, descriptors {idle.get('fds_before')} → {idle.get('fds_after')}"))
+        rows.append(
+            (
+                "after the idle period",
+                f"{idle['duration_s']:g}s: RSS {-idle['released_bytes'] / 2**20:+.2f} MB, descriptors {idle.get('fds_before')} → {idle.get('fds_after')}",
+            )
+        )
     return rows
 
 
@@ -385,11 +497,16 @@ def _health_html(run: Run, transports: Sequence[str]) -> list[str]:
         if not health:
             continue
         body.append(f'<h3>{escape(transport)}</h3><table class="wrap"><tbody>')
-        body.extend(f'<tr><th class="l">{escape(k)}</th><td class="l">{escape(v)}</td></tr>' for k, v in _health_rows(health))
+        body.extend(
+            f'<tr><th class="l">{escape(k)}</th><td class="l">{escape(v)}</td></tr>'
+            for k, v in _health_rows(health)
+        )
         body.append("</tbody></table>")
         events = health.get("events") or []
         if events:
-            body.append('<table class="wrap"><thead><tr><th>+s</th><th class="l">UTC</th><th class="l">event</th><th class="l">detail</th></tr></thead><tbody>')
+            body.append(
+                '<table class="wrap"><thead><tr><th>+s</th><th class="l">UTC</th><th class="l">event</th><th class="l">detail</th></tr></thead><tbody>'
+            )
             for event in events:
                 body.append(
                     f"<tr><td>{float(event.get('t', 0)):.0f}</td><td class=l>{escape(str(event.get('at', '')))}</td>"
@@ -399,14 +516,52 @@ def _health_html(run: Run, transports: Sequence[str]) -> list[str]:
         samples = server.get("samples") or []
         sessions = server.get("sample_sessions") or []
         shift = float(health.get("measure_start_s") or 0.0)
-        by_session = [(float(n), float(row[1]) / 2**20) for row, n in zip(samples, sessions, strict=False) if n is not None and row[1] is not None]
+        by_session = [
+            (float(n), float(row[1]) / 2**20)
+            for row, n in zip(samples, sessions, strict=False)
+            if n is not None and row[1] is not None
+        ]
         if by_session and transport != "stdio":
-            charts.append(line_chart(f"{transport}: server memory against sessions opened", [Series("RSS", _COLOURS[0], by_session)], x_label="sessions opened", y_label="MiB", y_format=lambda v: f"{v:g}"))
-        fds = [(float(row[0]) - shift, float(row[3])) for row in samples if len(row) > 4 and row[3] is not None]
-        threads = [(float(row[0]) - shift, float(row[4])) for row in samples if len(row) > 4 and row[4] is not None]
-        charts.append(line_chart(f"{transport}: server descriptors and threads", [Series("open descriptors", _COLOURS[0], fds), Series("threads", _COLOURS[1], threads)], x_label="seconds", y_label="count", y_zero=True))
+            charts.append(
+                line_chart(
+                    f"{transport}: server memory against sessions opened",
+                    [Series("RSS", _COLOURS[0], by_session)],
+                    x_label="sessions opened",
+                    y_label="MiB",
+                    y_format=lambda v: f"{v:g}",
+                )
+            )
+        fds = [
+            (float(row[0]) - shift, float(row[3])) for row in samples if len(row) > 4 and row[3] is not None
+        ]
+        threads = [
+            (float(row[0]) - shift, float(row[4])) for row in samples if len(row) > 4 and row[4] is not None
+        ]
+        charts.append(
+            line_chart(
+                f"{transport}: server descriptors and threads",
+                [Series("open descriptors", _COLOURS[0], fds), Series("threads", _COLOURS[1], threads)],
+                x_label="seconds",
+                y_label="count",
+                y_zero=True,
+            )
+        )
         generator = (section.get("generator") or {}).get("rss_samples") or []
-        charts.append(line_chart(f"{transport}: generator memory (RSS)", [Series("generator", _COLOURS[0], [(float(t) - shift, float(rss) / 2**20) for t, rss in generator])], x_label="seconds", y_label="MiB", y_format=lambda v: f"{v:g}"))
+        charts.append(
+            line_chart(
+                f"{transport}: generator memory (RSS)",
+                [
+                    Series(
+                        "generator",
+                        _COLOURS[0],
+                        [(float(t) - shift, float(rss) / 2**20) for t, rss in generator],
+                    )
+                ],
+                x_label="seconds",
+                y_label="MiB",
+                y_format=lambda v: f"{v:g}",
+            )
+        )
     body.append('<div class="charts">' + "".join(charts) + "</div>")
     return body
 

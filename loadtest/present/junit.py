@@ -22,14 +22,27 @@ def render_junit(comparison: Comparison, *, suite: str = "mcp-loadtest compare")
     skipped = sum(1 for row in gated if row.verdict == NOT_ENOUGH)
     root = ET.Element("testsuites", name=suite, tests=str(len(gated)), failures=str(failures), errors="0")
     suite_el = ET.SubElement(
-        root, "testsuite", name=suite, tests=str(len(gated)), failures=str(failures), errors="0", skipped=str(skipped)
+        root,
+        "testsuite",
+        name=suite,
+        tests=str(len(gated)),
+        failures=str(failures),
+        errors="0",
+        skipped=str(skipped),
     )
     properties = ET.SubElement(suite_el, "properties")
-    for name, value in (("a", c.a.label), ("b", c.b.label), ("min_effect", f"{c.min_effect:g}"), ("alpha", f"{c.alpha:g}")):
+    for name, value in (
+        ("a", c.a.label),
+        ("b", c.b.label),
+        ("min_effect", f"{c.min_effect:g}"),
+        ("alpha", f"{c.alpha:g}"),
+    ):
         ET.SubElement(properties, "property", name=name, value=value)
     silent_by_op = {(item.transport, item.op): item for item in c.new_silent}
     for row in gated:
-        case = ET.SubElement(suite_el, "testcase", classname=f"{row.transport}.{row.op}", name=row.metric.label, time="0")
+        case = ET.SubElement(
+            suite_el, "testcase", classname=f"{row.transport}.{row.op}", name=row.metric.label, time="0"
+        )
         summary = (
             f"{row.key}: A {fmt_value(row.metric, row.a)}, B {fmt_value(row.metric, row.b)}, "
             f"B/A {fmt_ratio(row)} {fmt_ci(row)}, p {fmt_p(row.p)}: {fmt_verdict(row)}"
@@ -38,7 +51,9 @@ def render_junit(comparison: Comparison, *, suite: str = "mcp-loadtest compare")
         if row.verdict == REGRESSED:
             failure = ET.SubElement(case, "failure", message=summary, type="regression")
             item = silent_by_op.get((row.transport, row.op)) if row.metric.kind == "count" else None
-            failure.text = summary + (f"\nnew silent failures: {item}" if item else "") + f"\nmethod: {row.method}"
+            failure.text = (
+                summary + (f"\nnew silent failures: {item}" if item else "") + f"\nmethod: {row.method}"
+            )
         elif row.verdict == NOT_ENOUGH:
             ET.SubElement(case, "skipped", message=summary)
         else:

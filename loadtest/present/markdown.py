@@ -111,7 +111,9 @@ def render_markdown(comparison: Comparison, *, max_bytes: int = MAX_BYTES) -> st
         size = len(line.encode()) + 1
         if used + size > budget:
             body.append("")
-            body.append(f"*{len(all_rows) - index} more rows cut to stay under {max_bytes} bytes; see the JSON report.*")
+            body.append(
+                f"*{len(all_rows) - index} more rows cut to stay under {max_bytes} bytes; see the JSON report.*"
+            )
             break
         body.append(line)
         used += size

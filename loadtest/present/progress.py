@@ -22,7 +22,9 @@ _BAR = 20
 
 
 class TerminalProgress(Progress):
-    def __init__(self, stream: TextIO = sys.stderr, *, live: bool | None = None, plain_every_s: float = 5.0) -> None:
+    def __init__(
+        self, stream: TextIO = sys.stderr, *, live: bool | None = None, plain_every_s: float = 5.0
+    ) -> None:
         self.stream = stream
         self.live = stream.isatty() if live is None else live
         self.plain_every_s = plain_every_s

@@ -107,25 +107,35 @@ def line_chart(
     for t in _log_ticks(y0, y1) if log_y else _nice_ticks(y0, y1):
         y = py(t)
         parts.append(f'<line x1="{_LEFT}" x2="{_LEFT + pw}" y1="{_fmt(y)}" y2="{_fmt(y)}" class="g"/>')
-        parts.append(f'<text x="{_LEFT - 6}" y="{_fmt(y + 4)}" text-anchor="end">{escape(y_format(t))}</text>')
+        parts.append(
+            f'<text x="{_LEFT - 6}" y="{_fmt(y + 4)}" text-anchor="end">{escape(y_format(t))}</text>'
+        )
     for t, label in x_ticks or [(t, f"{t:g}") for t in _nice_ticks(x0, x1, 6)]:
         x = px(t)
         parts.append(f'<line x1="{_fmt(x)}" x2="{_fmt(x)}" y1="{_TOP}" y2="{_TOP + ph}" class="g"/>')
         parts.append(f'<text x="{_fmt(x)}" y="{_TOP + ph + 15}" text-anchor="middle">{escape(label)}</text>')
-    parts.append(f'<text x="{_LEFT + pw / 2}" y="{_TOP + ph + 32}" text-anchor="middle" class="a">{escape(x_label)}</text>')
+    parts.append(
+        f'<text x="{_LEFT + pw / 2}" y="{_TOP + ph + 32}" text-anchor="middle" class="a">{escape(x_label)}</text>'
+    )
     parts.append(
         f'<text x="14" y="{_TOP + ph / 2}" text-anchor="middle" class="a" transform="rotate(-90 14 {_TOP + ph / 2})">{escape(y_label)}</text>'
     )
     for s in drawn:
-        pts = " ".join(f"{_fmt(px(x))},{_fmt(py(y))}" for x, y in s.points if math.isfinite(y) and (y > 0 or not log_y))
+        pts = " ".join(
+            f"{_fmt(px(x))},{_fmt(py(y))}" for x, y in s.points if math.isfinite(y) and (y > 0 or not log_y)
+        )
         dash = ' stroke-dasharray="5 3"' if s.dashed else ""
-        parts.append(f'<polyline points="{pts}" fill="none" stroke="{s.colour}" stroke-width="1.6" stroke-opacity="0.85"{dash}/>')
+        parts.append(
+            f'<polyline points="{pts}" fill="none" stroke="{s.colour}" stroke-width="1.6" stroke-opacity="0.85"{dash}/>'
+        )
     legend = [s for s in drawn if s.legend]
     lx = _LEFT
     for s in legend:
         dash = ' stroke-dasharray="5 3"' if s.dashed else ""
         y = _H - 12
-        parts.append(f'<line x1="{lx}" x2="{lx + 22}" y1="{y - 4}" y2="{y - 4}" stroke="{s.colour}" stroke-width="2"{dash}/>')
+        parts.append(
+            f'<line x1="{lx}" x2="{lx + 22}" y1="{y - 4}" y2="{y - 4}" stroke="{s.colour}" stroke-width="2"{dash}/>'
+        )
         parts.append(f'<text x="{lx + 26}" y="{y}">{escape(s.label)}</text>')
         lx += 34 + 7 * min(len(s.label), 40)
     parts.append("</svg>")

@@ -73,7 +73,10 @@ def render_summary(run: Mapping[str, Any], style: Style) -> str:
     widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(_COLUMNS)]
 
     def fmt(cells: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if _COLUMNS[i] in _RIGHT else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+        return "  ".join(
+            c.rjust(w) if _COLUMNS[i] in _RIGHT else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
 
     lines.append(style.bold(fmt(_COLUMNS)))
     for row in rows:
@@ -94,7 +97,9 @@ def render_summary(run: Mapping[str, Any], style: Style) -> str:
         if setup.get("p50") is not None and sessions.get("opened"):
             parts.append(f"set-up p50 {format_latency_us(setup['p50'])}")
         if server.get("rss_peak_bytes"):
-            parts.append(f"server RSS peak {server['rss_peak_bytes'] / 2**20:.0f} MiB, CPU {server.get('cpu_s', 0):.1f}s")
+            parts.append(
+                f"server RSS peak {server['rss_peak_bytes'] / 2**20:.0f} MiB, CPU {server.get('cpu_s', 0):.1f}s"
+            )
         generator = section.get("generator") or {}
         if generator.get("cpu_s") is not None:
             workers = generator.get("workers") or 1
@@ -147,7 +152,9 @@ def render_summary(run: Mapping[str, Any], style: Style) -> str:
     lines.append("")
     lines.append(
         f"{totals.get('calls', 0)} calls, {totals.get('errors', 0)} errors, "
-        + (style.red if totals.get("silent_failures") else style.green)(f"{totals.get('silent_failures', 0)} silent failures")
+        + (style.red if totals.get("silent_failures") else style.green)(
+            f"{totals.get('silent_failures', 0)} silent failures"
+        )
     )
     return "\n".join(lines)
 
@@ -159,9 +166,11 @@ def _under_test(meta: Mapping[str, Any]) -> str | None:
         return None
     target = meta.get("target") or {}
     sdk = (target.get("sdk") or {}).get("version")
-    server = {"reference": "the reference server", "command": "the server command", "url": str(target.get("url"))}.get(
-        str(target.get("kind")), "the target"
-    )
+    server = {
+        "reference": "the reference server",
+        "command": "the server command",
+        "url": str(target.get("url")),
+    }.get(str(target.get("kind")), "the target")
     server += f" on mcp {sdk}" if sdk else ""
     if client.get("kind") != "sdk":
         return f"under test: {server}; calls made by the built-in wire-level client"
@@ -180,7 +189,9 @@ def _error_block(transports: Mapping[str, Any], style: Style) -> list[str]:
             for kind, examples in (stats.get("error_examples") or {}).items():
                 if examples:
                     count = stats.get("errors", {}).get(kind, 0)
-                    lines.append(f"errors {transport}/{op}: {kind} {count}, first: {examples[0].get('detail', examples[0])}")
+                    lines.append(
+                        f"errors {transport}/{op}: {kind} {count}, first: {examples[0].get('detail', examples[0])}"
+                    )
     if lines:
         lines.insert(0, "")
     return lines
@@ -213,7 +224,9 @@ def health_lines(transport: str, section: Mapping[str, Any], style: Style) -> li
         lines.append(style.red(head) if verdict == "growing" else style.dim(head))
         figures = []
         if health.get("rss_slope_mb_per_h") is not None:
-            figures.append(f"RSS {health['rss_slope_mb_per_h']:+.1f} MB/h after {health.get('warmup_s', 0):g}s warm-up")
+            figures.append(
+                f"RSS {health['rss_slope_mb_per_h']:+.1f} MB/h after {health.get('warmup_s', 0):g}s warm-up"
+            )
         if health.get("rss_per_1k_sessions_mb") is not None:
             figures.append(
                 f"{health['rss_per_1k_sessions_mb']:+.2f} MB per 1k sessions ({health.get('sessions_in_window')} sessions)"
@@ -239,7 +252,9 @@ def health_lines(transport: str, section: Mapping[str, Any], style: Style) -> li
             lines.append(style.red(f"{transport}: the target {counts}"))
             for event in (health.get("events") or [])[:6]:
                 at = str(event.get("at", ""))[:19].replace("T", " ")
-                lines.append(f"    +{float(event.get('t', 0)):.0f}s ({at} UTC) {event.get('event')}: {_one_line(event.get('detail'))}")
+                lines.append(
+                    f"    +{float(event.get('t', 0)):.0f}s ({at} UTC) {event.get('event')}: {_one_line(event.get('detail'))}"
+                )
     generator = section.get("generator") or {}
     if generator.get("rss_start_bytes") is not None:
         lines.append(

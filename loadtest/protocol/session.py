@@ -199,7 +199,9 @@ class Session:
             self._labels.pop(request_id, None)
             _remember(self._timed_out, request_id, None)
             outcome.done_ns = time.perf_counter_ns()
-            outcome.error = CallError("lost", "no answer by the deadline, and no transport error", silent=True)
+            outcome.error = CallError(
+                "lost", "no answer by the deadline, and no transport error", silent=True
+            )
             if method != "initialize":  # the spec forbids cancelling initialize
                 await self._cancel(request_id)
         return outcome
@@ -212,9 +214,13 @@ class Session:
 
     async def _cancel(self, request_id: int) -> None:
         with anyio.move_on_after(2.0):
-            await self.notify("notifications/cancelled", {"requestId": request_id, "reason": "client deadline"})
+            await self.notify(
+                "notifications/cancelled", {"requestId": request_id, "reason": "client deadline"}
+            )
 
-    async def initialize(self, protocol_version: str = LATEST_PROTOCOL_VERSION, timeout: float = 20.0) -> ServerHello:
+    async def initialize(
+        self, protocol_version: str = LATEST_PROTOCOL_VERSION, timeout: float = 20.0
+    ) -> ServerHello:
         """The handshake: ``initialize``, check the version the server chose, ``initialized``.
 
         Raises :class:`TargetError` (one line) when the server cannot be talked to at all.
@@ -240,7 +246,9 @@ class Session:
             raise TargetError(f"initialize answered without a protocolVersion: {str(result)[:200]}")
         version = result["protocolVersion"]
         if version not in PROTOCOL_VERSIONS:
-            raise TargetError(f"the server chose protocol version {version!r}, which this client does not speak")
+            raise TargetError(
+                f"the server chose protocol version {version!r}, which this client does not speak"
+            )
         await self.notify("notifications/initialized")
         self.hello = ServerHello(
             version,
@@ -274,7 +282,9 @@ class Session:
                     elif "id" in message:
                         self._on_response(message, item.nbytes)
                     else:
-                        self._anomaly("malformed", None, f"neither request nor response: {str(message)[:200]}", True)
+                        self._anomaly(
+                            "malformed", None, f"neither request nor response: {str(message)[:200]}", True
+                        )
                 else:
                     self._anomaly("malformed", None, f"not a JSON-RPC object: {str(message)[:200]}", True)
             else:
@@ -298,14 +308,22 @@ class Session:
                 f"jsonrpc_{error.get('code')}", str(error.get("message", ""))[:300], silent=False
             )
         else:
-            outcome.error = CallError("malformed", f"response has neither result nor error: {str(message)[:200]}", True)
+            outcome.error = CallError(
+                "malformed", f"response has neither result nor error: {str(message)[:200]}", True
+            )
         _remember(self._settled, request_id, self._labels.pop(request_id, outcome.method))
         waiter.settle()
 
     def _stray(self, request_id: Any, message: Message) -> None:
-        ours = type(request_id) is int and request_id >> _SEQ_BITS == self.number and 0 < (request_id & _SEQ_MASK) < self._next_seq
+        ours = (
+            type(request_id) is int
+            and request_id >> _SEQ_BITS == self.number
+            and 0 < (request_id & _SEQ_MASK) < self._next_seq
+        )
         if not ours:
-            self._anomaly("misrouted", None, f"answer to id {request_id!r}, which this session never sent", True)
+            self._anomaly(
+                "misrouted", None, f"answer to id {request_id!r}, which this session never sent", True
+            )
         elif request_id in self._timed_out:
             # Already counted as lost; its late arrival is worth knowing but is no new failure.
             self._timed_out.pop(request_id, None)
@@ -314,9 +332,16 @@ class Session:
             # The transport already failed this request loudly (say, its POST broke), yet the
             # server answered it on another stream: a first answer, not a second one.
             self._failed.pop(request_id, None)
-            self._anomaly("late", None, f"answer to id {request_id} arrived after the transport reported it failed", False)
+            self._anomaly(
+                "late",
+                None,
+                f"answer to id {request_id} arrived after the transport reported it failed",
+                False,
+            )
         else:
-            self._anomaly("duplicate", self._settled.get(request_id), f"second answer to id {request_id}", True)
+            self._anomaly(
+                "duplicate", self._settled.get(request_id), f"second answer to id {request_id}", True
+            )
 
     async def _on_server_message(self, message: Message) -> None:
         method = message["method"]

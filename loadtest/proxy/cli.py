@@ -28,7 +28,6 @@ from loadtest.proxy.faults import FAULT_KINDS, FaultSpec, InjectionLog, parse_fa
 _PREFIX = "mcp-loadtest proxy"
 
 
-
 def parse_listen(text: str) -> tuple[str, int]:
     """``HOST:PORT``, ``:PORT`` or ``PORT`` (host 127.0.0.1)."""
     host, sep, port = text.rpartition(":")
@@ -48,12 +47,32 @@ def parse_listen(text: str) -> tuple[str, int]:
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog="Fault kinds: " + ", ".join(FAULT_KINDS) + ". See the README for what each should be reported as.",
 )
-@click.option("--listen", metavar="HOST:PORT", default="127.0.0.1:8808", show_default=True, help="HTTP: where the proxy listens.")
-@click.option("--upstream", metavar="URL", help="HTTP: the server's origin, e.g. http://127.0.0.1:8000 (paths are kept).")
+@click.option(
+    "--listen",
+    metavar="HOST:PORT",
+    default="127.0.0.1:8808",
+    show_default=True,
+    help="HTTP: where the proxy listens.",
+)
+@click.option(
+    "--upstream",
+    metavar="URL",
+    help="HTTP: the server's origin, e.g. http://127.0.0.1:8000 (paths are kept).",
+)
 @click.option("--stdio", is_flag=True, help="Wrap the stdio server command given after '--'.")
-@click.option("--faults", default="", metavar="SPEC", help="KIND:P or KIND:every=N [:max=M][:after=K][:ms=D], comma-separated.")
+@click.option(
+    "--faults",
+    default="",
+    metavar="SPEC",
+    help="KIND:P or KIND:every=N [:max=M][:after=K][:ms=D], comma-separated.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fault schedule.")
-@click.option("--log", "log_path", type=click.Path(path_type=Path, dir_okay=False), help="Append one JSON line per injected fault here.")
+@click.option(
+    "--log",
+    "log_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Append one JSON line per injected fault here.",
+)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @friendly
 def proxy_command(
@@ -71,7 +90,9 @@ def proxy_command(
         if upstream is not None:
             raise UsageError("--stdio and --upstream do not go together (stdio wraps a command)")
         if not command:
-            raise UsageError("proxy --stdio needs the server command after '--', e.g. proxy --stdio -- python server.py")
+            raise UsageError(
+                "proxy --stdio needs the server command after '--', e.g. proxy --stdio -- python server.py"
+            )
     else:
         if command:
             raise UsageError(f"unexpected command {' '.join(command)!r}: a server command goes with --stdio")
@@ -97,7 +118,9 @@ async def _stdio(command: list[str], specs: tuple[FaultSpec, ...], seed: int, lo
     return await run_stdio_proxy(command, specs, seed, log)
 
 
-async def _http(address: tuple[str, int], upstream: str, specs: tuple[FaultSpec, ...], seed: int, log: InjectionLog) -> int:
+async def _http(
+    address: tuple[str, int], upstream: str, specs: tuple[FaultSpec, ...], seed: int, log: InjectionLog
+) -> int:
     # Imported here: the stdio wrapper starts once per session and should not pay for aiohttp.
     from loadtest.proxy.http import run_http_proxy
 

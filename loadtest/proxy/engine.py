@@ -35,7 +35,19 @@ from loadtest.proxy.faults import (
 
 #: Faults that apply to responses (as opposed to notifications).
 _RESPONSE_FAULTS = frozenset(
-    {"drop_response", "truncate", "alter", "malformed", "duplicate", "swap", "foreign_id", "delay", "cut", "close_stream", "reset"}
+    {
+        "drop_response",
+        "truncate",
+        "alter",
+        "malformed",
+        "duplicate",
+        "swap",
+        "foreign_id",
+        "delay",
+        "cut",
+        "close_stream",
+        "reset",
+    }
 )
 _NOTIFICATION_FAULTS = frozenset({"drop_notification"})
 #: Faults that make no sense for a framing: JSON bodies carry no notifications.
@@ -164,17 +176,25 @@ class Injector:
                 self.tracker.response(scope, message["id"])
             await sink.send(raw, meta)
 
-    async def _notification(self, scope: Any, message: dict[str, Any], raw: bytes, sink: Sink, meta: Any) -> None:
+    async def _notification(
+        self, scope: Any, message: dict[str, Any], raw: bytes, sink: Sink, meta: Any
+    ) -> None:
         if message.get("method") == "notifications/progress" and "drop_notification" in self.kinds:
             params = message.get("params")
             token = params.get("progressToken") if isinstance(params, dict) else None
             tracked = self.tracker.progress(scope, token)
             # At most one per request: a call counts as notification_lost once, however many go.
-            if tracked is not None and not tracked.notification_dropped and self._supported("drop_notification", sink):
+            if (
+                tracked is not None
+                and not tracked.notification_dropped
+                and self._supported("drop_notification", sink)
+            ):
                 spec = self.schedule.decide(frozenset({"drop_notification"}))
                 if spec is not None:
                     tracked.notification_dropped = True
-                    self._log(spec.kind, sink.framing, token, tracked, f"dropped progress notification {params}")
+                    self._log(
+                        spec.kind, sink.framing, token, tracked, f"dropped progress notification {params}"
+                    )
                     return
         await sink.send(raw, meta)
 
@@ -241,14 +261,22 @@ class Injector:
                 return
             new = altered(text[at])
             slot[0][slot[1]] = text[:at] + new + text[at + 1 :]
-            self._log(kind, framing, request_id, tracked, f"char {at} of {len(text)} changed {text[at]!r} -> {new!r}")
+            self._log(
+                kind,
+                framing,
+                request_id,
+                tracked,
+                f"char {at} of {len(text)} changed {text[at]!r} -> {new!r}",
+            )
             await sink.send(orjson.dumps(message), meta)
         elif kind == "malformed":
             message["result"] = "result replaced by mcp-loadtest proxy"
             self._log(kind, framing, request_id, tracked, "result replaced by a string")
             await sink.send(orjson.dumps(message), meta)
         elif kind == "foreign_id":
-            foreign = request_id + _FOREIGN_ID_OFFSET if isinstance(request_id, int) else f"{request_id}-foreign"
+            foreign = (
+                request_id + _FOREIGN_ID_OFFSET if isinstance(request_id, int) else f"{request_id}-foreign"
+            )
             message["id"] = foreign
             self._log(kind, framing, request_id, tracked, f"id rewritten to {foreign!r}")
             await sink.send(orjson.dumps(message), meta)
@@ -303,7 +331,14 @@ class Injector:
             held.sink.release()
 
     async def _swap(
-        self, held: _Held, message: dict[str, Any], raw: bytes, sink: Sink, meta: Any, tracked: Tracked, request_id: Any
+        self,
+        held: _Held,
+        message: dict[str, Any],
+        raw: bytes,
+        sink: Sink,
+        meta: Any,
+        tracked: Tracked,
+        request_id: Any,
     ) -> None:
         del self._held[swap_key(tracked)]
         held.swapped.set()
@@ -328,7 +363,15 @@ class Injector:
             held.sink.release()
 
     def _log(
-        self, kind: str, framing: str, request_id: Any, tracked: Tracked, detail: str, *, ids: list[Any] | None = None, count: bool = True
+        self,
+        kind: str,
+        framing: str,
+        request_id: Any,
+        tracked: Tracked,
+        detail: str,
+        *,
+        ids: list[Any] | None = None,
+        count: bool = True,
     ) -> None:
         if count:
             self.schedule.count(kind)

@@ -181,13 +181,19 @@ def parse_faults(text: str) -> tuple[FaultSpec, ...]:
                 raise UsageError(f"--faults: {kind}: {key} must be a number, got {raw!r}") from None
             if key == "p" and not 0.0 <= value <= 1.0:
                 raise UsageError(f"--faults: {kind}: probability {raw} is not between 0 and 1")
-            if key in ("every", "limit", "after") and (value != int(value) or value < (1 if key == "every" else 0)):
-                raise UsageError(f"--faults: {kind}: {key} must be a whole number{' >= 1' if key == 'every' else ''}, got {raw!r}")
+            if key in ("every", "limit", "after") and (
+                value != int(value) or value < (1 if key == "every" else 0)
+            ):
+                raise UsageError(
+                    f"--faults: {kind}: {key} must be a whole number{' >= 1' if key == 'every' else ''}, got {raw!r}"
+                )
             if key == "ms" and value < 0:
                 raise UsageError(f"--faults: {kind}: ms must not be negative, got {raw!r}")
             values[key] = value
         if not values.get("p") and not values.get("every"):
-            raise UsageError(f"--faults: {kind}: say how often, as {kind}:0.05 (probability) or {kind}:every=20")
+            raise UsageError(
+                f"--faults: {kind}: say how often, as {kind}:0.05 (probability) or {kind}:every=20"
+            )
         default_ms = DEFAULT_DELAY_MS if kind == "delay" else DEFAULT_SWAP_HOLD_MS if kind == "swap" else 0.0
         specs.append(
             FaultSpec(

@@ -56,7 +56,11 @@ _CONNECT_TIMEOUT_S = 10.0
 
 
 def _scope(request: web.Request) -> str | None:
-    return request.headers.get("mcp-session-id") or request.query.get("session_id") or request.query.get("sessionId")
+    return (
+        request.headers.get("mcp-session-id")
+        or request.query.get("session_id")
+        or request.query.get("sessionId")
+    )
 
 
 def _abort(request: web.Request) -> None:
@@ -129,7 +133,9 @@ class _JsonSink(Sink):
     async def _reset(self) -> None:
         self.reset_requested = True
 
-    async def respond(self, request: web.Request, status: int, headers: CIMultiDict[str]) -> web.StreamResponse:
+    async def respond(
+        self, request: web.Request, status: int, headers: CIMultiDict[str]
+    ) -> web.StreamResponse:
         if self.reset_requested:
             _abort(request)
             return web.Response(status=status)
@@ -197,7 +203,11 @@ class HttpProxy:
             )
             if upstream.status == 200 and upstream.content_type == "text/event-stream":
                 return await self._relay_sse(request, upstream, out_headers, scope)
-            if upstream.status == 200 and upstream.content_type == "application/json" and self.injector.active:
+            if (
+                upstream.status == 200
+                and upstream.content_type == "application/json"
+                and self.injector.active
+            ):
                 data = await upstream.read()
                 sink = _JsonSink()
                 await self.injector.deliver(scope, data, sink)
@@ -221,7 +231,11 @@ class HttpProxy:
         return response
 
     async def _relay_sse(
-        self, request: web.Request, upstream: aiohttp.ClientResponse, headers: CIMultiDict[str], scope: str | None
+        self,
+        request: web.Request,
+        upstream: aiohttp.ClientResponse,
+        headers: CIMultiDict[str],
+        scope: str | None,
     ) -> web.StreamResponse:
         response = web.StreamResponse(status=200, headers=headers)
         await response.prepare(request)
@@ -258,7 +272,7 @@ class HttpProxy:
         """Point an absolute ``endpoint`` back at the proxy; learn the session it names."""
         text = data.decode("utf-8", "replace").strip()
         if text.startswith(self.origin):
-            text = f"{request.scheme}://{request.host}{text[len(self.origin):]}"
+            text = f"{request.scheme}://{request.host}{text[len(self.origin) :]}"
         query = parse_qs(urlsplit(text).query)
         ids = query.get("session_id") or query.get("sessionId")
         return text.encode(), ids[0] if ids else None
@@ -280,12 +294,17 @@ async def run_http_proxy(
         injector = Injector(specs, seed, log, tg)
         client = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, limit_per_host=0),
-            timeout=aiohttp.ClientTimeout(total=None, connect=_CONNECT_TIMEOUT_S, sock_connect=_CONNECT_TIMEOUT_S),
+            timeout=aiohttp.ClientTimeout(
+                total=None, connect=_CONNECT_TIMEOUT_S, sock_connect=_CONNECT_TIMEOUT_S
+            ),
             auto_decompress=False,
             skip_auto_headers=("User-Agent", "Accept-Encoding"),
         )
         runner = web.AppRunner(
-            HttpProxy(upstream, injector, client).app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
+            HttpProxy(upstream, injector, client).app(),
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=1.0,
         )
         try:
             await runner.setup()

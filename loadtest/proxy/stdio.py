@@ -50,7 +50,9 @@ class _Pipe:
         reader = asyncio.StreamReader(limit=1 << 30)
         try:
             await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd_in, "rb"))
-            transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, os.fdopen(fd_out, "wb"))
+            transport, protocol = await loop.connect_write_pipe(
+                asyncio.streams.FlowControlMixin, os.fdopen(fd_out, "wb")
+            )
         except ValueError as exc:
             raise UsageError(f"proxy --stdio: stdin and stdout must be pipes ({exc})") from None
         writer = asyncio.StreamWriter(transport, protocol, None, loop)
@@ -90,10 +92,14 @@ class _StdoutSink(Sink):
         self.pipe.writer.close()
 
 
-async def run_stdio_proxy(command: Sequence[str], specs: tuple[FaultSpec, ...], seed: int, log: InjectionLog) -> int:
+async def run_stdio_proxy(
+    command: Sequence[str], specs: tuple[FaultSpec, ...], seed: int, log: InjectionLog
+) -> int:
     """Run ``command`` behind the proxy until it exits; return its exit code."""
     if not command:
-        raise UsageError("proxy --stdio needs the server command after '--', e.g. proxy --stdio -- python server.py")
+        raise UsageError(
+            "proxy --stdio needs the server command after '--', e.g. proxy --stdio -- python server.py"
+        )
     pipe = await _Pipe.open()
     try:
         process = await anyio.open_process(

@@ -79,7 +79,9 @@ def _read_hlog(path: Path) -> tuple[dict[str, tuple[Any, Any]], float]:
     return out, (last - first) if first is not None else 0.0
 
 
-def _ops(histograms: Mapping[str, tuple[Any, Any]], counters: Mapping[str, Any], measured_s: float) -> dict[str, Any]:
+def _ops(
+    histograms: Mapping[str, tuple[Any, Any]], counters: Mapping[str, Any], measured_s: float
+) -> dict[str, Any]:
     ops: dict[str, Any] = {}
     for name in [*histograms, *(n for n in counters if n not in histograms)]:
         corrected, uncorrected = histograms.get(name) or (new_histogram(), new_histogram())
@@ -107,7 +109,14 @@ def _ops(histograms: Mapping[str, tuple[Any, Any]], counters: Mapping[str, Any],
 
 def _samples(rows: Sequence[Mapping[str, Any]]) -> list[Sample]:
     return [
-        Sample(float(r["t"]), int(r["rss"]), r.get("fds"), r.get("threads"), r.get("sessions"), int(r.get("seg") or 0))
+        Sample(
+            float(r["t"]),
+            int(r["rss"]),
+            r.get("fds"),
+            r.get("threads"),
+            r.get("sessions"),
+            int(r.get("seg") or 0),
+        )
         for r in rows
         if r.get("rss") is not None
     ]
@@ -139,7 +148,12 @@ def _server(record: HealthRecord) -> dict[str, Any]:
     if idle_event is not None:
         start = float(idle_event["t"])
         before = [s for s in samples if s.t <= start]
-        idle = (start, before[-1] if before else None, samples[-1] if samples else None, samples[-1].t - start if samples else 0.0)
+        idle = (
+            start,
+            before[-1] if before else None,
+            samples[-1] if samples else None,
+            samples[-1].t - start if samples else 0.0,
+        )
     server["health"] = health_section(
         samples,
         sample_every_s=float(header.get("sample_every_s") or 1.0),

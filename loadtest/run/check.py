@@ -47,7 +47,11 @@ class Checker:
     def check(self, outcome: Outcome, params: dict[str, Any] | None, nonce: str, seed: int) -> Verdict:
         error = outcome.error
         if error is not None:
-            return Verdict(silent=error.kind, detail=error.detail) if error.silent else Verdict(error=error.kind, detail=error.detail)
+            return (
+                Verdict(silent=error.kind, detail=error.detail)
+                if error.silent
+                else Verdict(error=error.kind, detail=error.detail)
+            )
         op = self.op
         result = outcome.result
         if not isinstance(result, dict):
@@ -70,10 +74,14 @@ class Checker:
             return OK
         verdict = self._expectation(text, result, params, nonce, seed)
         if verdict is OK and nonce not in text and (foreign := NONCE_RE.search(text)) is not None:
-            return Verdict(silent="misrouted", detail=f"answer carries another request's nonce {foreign.group()}")
+            return Verdict(
+                silent="misrouted", detail=f"answer carries another request's nonce {foreign.group()}"
+            )
         return verdict
 
-    def _expectation(self, text: str, result: dict[str, Any], params: dict[str, Any] | None, nonce: str, seed: int) -> Verdict:
+    def _expectation(
+        self, text: str, result: dict[str, Any], params: dict[str, Any] | None, nonce: str, seed: int
+    ) -> Verdict:
         op = self.op
         expect = op.expect
         if expect.blob:
@@ -87,7 +95,13 @@ class Checker:
             assert wanted is not None
             return OK if text == wanted else _mismatch(text, wanted, nonce)
         if expect.regex is not None:
-            return OK if expect.regex.search(text) else Verdict(silent="corrupt", detail=f"{_short(text)} does not match /{expect.regex.pattern}/")
+            return (
+                OK
+                if expect.regex.search(text)
+                else Verdict(
+                    silent="corrupt", detail=f"{_short(text)} does not match /{expect.regex.pattern}/"
+                )
+            )
         if expect.length is not None:
             if len(text) == expect.length:
                 return OK
@@ -95,7 +109,13 @@ class Checker:
             return Verdict(silent=kind, detail=f"{len(text)} chars, expected {expect.length}")
         if expect.sha256 is not None:
             digest = hashlib.sha256(text.encode()).hexdigest()
-            return OK if digest == expect.sha256 else Verdict(silent="corrupt", detail=f"sha256 {digest[:16]}…, expected {expect.sha256[:16]}…")
+            return (
+                OK
+                if digest == expect.sha256
+                else Verdict(
+                    silent="corrupt", detail=f"sha256 {digest[:16]}…, expected {expect.sha256[:16]}…"
+                )
+            )
         if expect.json is not None:
             where = _subset_mismatch(expect.json, result, "result")
             return OK if where is None else Verdict(silent="corrupt", detail=where)

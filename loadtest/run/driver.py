@@ -74,7 +74,9 @@ AnySession = Session | SdkSession
 class Progress:
     """What the driver tells whoever displays progress (see ``loadtest.present.progress``)."""
 
-    def transport_started(self, transport: str, planned_s: float | None, planned_calls: int | None) -> None: ...
+    def transport_started(
+        self, transport: str, planned_s: float | None, planned_calls: int | None
+    ) -> None: ...
 
     def tick(self, transport: str, elapsed_s: float, warming: bool, recorder: Recorder) -> None: ...
 
@@ -160,7 +162,9 @@ async def run_scenario(
                 transport, scenario, recorder, report, progress, control, python, log_dir, workers
             )
             continue
-        runner = _TransportRun(transport, scenario, recorder, report, progress, control, python, log_dir, client)
+        runner = _TransportRun(
+            transport, scenario, recorder, report, progress, control, python, log_dir, client
+        )
         await runner.run()
     return reports
 
@@ -174,7 +178,9 @@ async def run_share(
     share: WorkerShare,
 ) -> None:
     """A generator worker's part of one transport: ``scenario`` already holds its share."""
-    runner = _TransportRun(transport, scenario, recorder, report, Progress(), control, sys.executable, None, share=share)
+    runner = _TransportRun(
+        transport, scenario, recorder, report, Progress(), control, sys.executable, None, share=share
+    )
     await runner.run()
 
 
@@ -443,7 +449,9 @@ class _TransportRun:
         """The target died or hangs and is not relaunched: this transport's run ends here."""
         if not self.stopping.is_set():
             hint = "" if self.scenario.target.restart else "; set target.restart = true to relaunch it"
-            self.report.error = f"{why} at +{self.health.now_s():.0f}s; the run of {self.transport} ended there{hint}"
+            self.report.error = (
+                f"{why} at +{self.health.now_s():.0f}s; the run of {self.transport} ended there{hint}"
+            )
             self.stopping.set()
 
     def _on_hang(self, why: str) -> None:
@@ -491,7 +499,9 @@ class _TransportRun:
             return
         self.health.idle(idle)
         self.idling = True
-        self.progress.note(f"{self.transport}: load done; the server idles {format_duration(idle)}, still sampled")
+        self.progress.note(
+            f"{self.transport}: load done; the server idles {format_duration(idle)}, still sampled"
+        )
         await _sleep_unless(self.control.interrupted, idle)
         self.health.sample()
 
@@ -517,7 +527,9 @@ class _TransportRun:
                     get_stream=self.workload.get_stream,
                     delete_on_close=self.workload.close_sessions == "delete",
                 ) as channel,
-                open_session(channel, request_timeout=self.workload.request_timeout, on_anomaly=self._on_anomaly) as session,
+                open_session(
+                    channel, request_timeout=self.workload.request_timeout, on_anomaly=self._on_anomaly
+                ) as session,
             ):
                 hello = await session.initialize(timeout=self.workload.connect_timeout)
                 self.recorder.record_session(self.transport, time.perf_counter_ns() - started, failed=False)
@@ -550,7 +562,9 @@ class _TransportRun:
         assert self.endpoint is not None
         try:
             async with pool.session(
-                self.endpoint, connect_timeout=self.workload.connect_timeout, request_timeout=self.workload.request_timeout
+                self.endpoint,
+                connect_timeout=self.workload.connect_timeout,
+                request_timeout=self.workload.request_timeout,
             ) as (session, hello):
                 self.recorder.record_session(self.transport, hello.latency_ns, failed=False)
                 if self.report.protocol_version is None:
@@ -609,7 +623,9 @@ class _TransportRun:
     def _on_anomaly(self, anomaly: Anomaly) -> None:
         if time.perf_counter_ns() < self.measure_start_ns:
             return
-        self.recorder.record_anomaly(self.transport, anomaly.method, anomaly.kind, anomaly.silent, anomaly.detail)
+        self.recorder.record_anomaly(
+            self.transport, anomaly.method, anomaly.kind, anomaly.silent, anomaly.detail
+        )
 
     # -- calls ------------------------------------------------------------------------------
 
@@ -618,7 +634,9 @@ class _TransportRun:
         if self.stopping.is_set():
             return False
         if intended_ns >= self.measure_start_ns:
-            if self.planned_s is not None and intended_ns >= self.measure_start_ns + int(self.planned_s * 1e9):
+            if self.planned_s is not None and intended_ns >= self.measure_start_ns + int(
+                self.planned_s * 1e9
+            ):
                 self.stopping.set()
                 return False
             if self.request_limit:
@@ -691,7 +709,9 @@ class _TransportRun:
         counts = [stage.sessions for stage in stages if stage.sessions] if stages else []
         return max([self.workload.sessions, *counts])
 
-    async def _closed_worker(self, index: int, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+    async def _closed_worker(
+        self, index: int, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         churn = self.workload.churn
         think = self.workload.think_time
         # Worker 0's first session is the readiness check and starts the clock.
@@ -892,7 +912,9 @@ class _TransportRun:
 
     async def _drain(self) -> None:
         """Give outstanding calls their deadline (or the interrupt grace) to finish."""
-        grace = INTERRUPT_GRACE_S if self.control.interrupted.is_set() else self.workload.request_timeout + 1.0
+        grace = (
+            INTERRUPT_GRACE_S if self.control.interrupted.is_set() else self.workload.request_timeout + 1.0
+        )
         with anyio.move_on_after(grace):
             while self.in_flight or self.queued:
                 self.drained = anyio.Event()
@@ -927,7 +949,9 @@ class _TransportRun:
                 # model's schedule ends itself, so no call due before the end is refused.
                 self.stopping.set()
             if not self.idling:
-                self.progress.tick(self.transport, (now - self.measure_start_ns) / 1e9, not measuring, self.recorder)
+                self.progress.tick(
+                    self.transport, (now - self.measure_start_ns) / 1e9, not measuring, self.recorder
+                )
             if status_ns and now >= next_status:
                 figures = self._status(now, calls_at_status, status_ns + now - next_status)
                 calls_at_status = figures["calls"]

@@ -245,6 +245,7 @@ class HealthWatch:
             }
         return server, generator
 
+
 def _sample(row: list[Any] | None) -> Sample | None:
     """A monitor row (see ``ProcessMonitor.last``) as an analysis sample."""
     if row is None:

@@ -126,14 +126,24 @@ async def run_matrix(
     client_envs: dict[str, SdkEnv | str] = {}
     checked: dict[str, list[dict[str, Any]] | None] = {}
     for side in sides:
-        server_env = _environment(side.spec, server_envs, say, python=python, extra=install, cache_dir=cache_dir)
+        server_env = _environment(
+            side.spec, server_envs, say, python=python, extra=install, cache_dir=cache_dir
+        )
         if isinstance(server_env, str):
             side.error = server_env
             continue
         side.env = server_env
         client_env: SdkEnv | None = None
         if side.client_spec is not None:
-            built = _environment(side.client_spec, client_envs, say, python=python, extra=(), cache_dir=cache_dir, what="client")
+            built = _environment(
+                side.client_spec,
+                client_envs,
+                say,
+                python=python,
+                extra=(),
+                cache_dir=cache_dir,
+                what="client",
+            )
             if isinstance(built, str):
                 side.error = built
                 side.env = None
@@ -163,7 +173,9 @@ async def run_matrix(
             continue  # this server does not start here; do not spend every repeat finding out
         left = len(plan) - step + 1
         eta = (statistics.mean(spent) if spent else estimate) * left
-        say(f"[{step}/{len(plan)}] {side.label} ({side_title(side)}) repeat {r + 1}/{repeat}, about {format_duration(eta)} left")
+        say(
+            f"[{step}/{len(plan)}] {side.label} ({side_title(side)}) repeat {r + 1}/{repeat}, about {format_duration(eta)} left"
+        )
         run_path = directory / side.label / f"run-{r + 1:02d}"
         run_path.mkdir(parents=True, exist_ok=True)
         began = time.monotonic()
@@ -209,7 +221,9 @@ def _environment(
     name = f"{what} environment" if what != "environment" else what
     say(f"{name} for {spec!r}: preparing")
     try:
-        env = ensure_env(spec, python=python, extra=extra, cache_dir=cache_dir, log=lambda line: say(f"  {line}"))
+        env = ensure_env(
+            spec, python=python, extra=extra, cache_dir=cache_dir, log=lambda line: say(f"  {line}")
+        )
     except LoadtestError as exc:
         say(f"{name} for {spec!r} failed: {exc}")
         built[spec] = str(exc)

@@ -110,7 +110,9 @@ def check_workers(scenario: Scenario, count: int) -> None:
     if count == 1:
         return
     if scenario.target.restart:
-        raise UsageError(f"--workers {count}: target.restart relaunches a target one process watches; use one worker")
+        raise UsageError(
+            f"--workers {count}: target.restart relaunches a target one process watches; use one worker"
+        )
     workload = scenario.workload
     if count > workload.sessions:
         raise UsageError(
@@ -278,7 +280,9 @@ class _Parent:
         lost = [w for w in self.workers if w.done is None]
         if lost:
             # What the others measured is kept (and written), but it is not the planned load.
-            raise LoadtestError(f"{lost[0].error or 'a generator worker failed'}; the results of {transport} are partial")
+            raise LoadtestError(
+                f"{lost[0].error or 'a generator worker failed'}; the results of {transport} are partial"
+            )
 
     # -- start ------------------------------------------------------------------------------
 
@@ -291,7 +295,8 @@ class _Parent:
         if unready and not interrupted:
             first = unready[0]
             raise TargetError(
-                first.error or f"generator worker {first.index} did not open its first session within {self.start_timeout:g}s"
+                first.error
+                or f"generator worker {first.index} did not open its first session within {self.start_timeout:g}s"
             )
         hello = next((w.hello for w in self.workers if w.hello is not None), None)
         if hello is not None:
@@ -341,7 +346,9 @@ class _Parent:
         ):
             with anyio.move_on_after(2.0):
                 await worker.target.process.wait()
-            worker.error = f"generator worker {worker.index} ended unexpectedly: {worker.target.describe_exit()}"
+            worker.error = (
+                f"generator worker {worker.index} ended unexpectedly: {worker.target.describe_exit()}"
+            )
         finally:
             worker.finished = True
             self._merge()
@@ -384,7 +391,9 @@ class _Parent:
             self.measured = True
             names = {name for w in self.workers for name in w.counts}
             for name in names:
-                recorder.op(transport, name).set_counts(w.counts[name] for w in self.workers if name in w.counts)
+                recorder.op(transport, name).set_counts(
+                    w.counts[name] for w in self.workers if name in w.counts
+                )
             if all((w.final or w.finished) and not w.intervals for w in self.workers):
                 recorder.finish_transport(transport, now)
                 self.transport_finished = True
@@ -449,7 +458,14 @@ class _Parent:
                     "sessions_opened": done["sessions"]["opened"],
                     **{
                         key: generator.get(key)
-                        for key in ("cpu_s", "cpu_busy", "lag_p99_us", "lag_max_us", "in_flight_max", "saturated")
+                        for key in (
+                            "cpu_s",
+                            "cpu_busy",
+                            "lag_p99_us",
+                            "lag_max_us",
+                            "in_flight_max",
+                            "saturated",
+                        )
                     },
                 }
             )
@@ -461,7 +477,9 @@ class _Parent:
             or own_recorded.get(name, 0) != (int(merged[name].total.total_count) if name in merged else 0)
         )
         if mismatched and all(w.done is not None for w in self.workers):
-            errors.append(f"generator workers: merged figures differ from the workers' own for {', '.join(mismatched)}")
+            errors.append(
+                f"generator workers: merged figures differ from the workers' own for {', '.join(mismatched)}"
+            )
         if errors and self.report.error is None:
             self.report.error = "; ".join(dict.fromkeys(errors))
         lag_p99 = int(lag.get_value_at_percentile(99.0)) if lag.get_total_count() else 0
@@ -589,7 +607,9 @@ async def _work(out: IO[bytes]) -> int:
             go.set()
 
     async def start() -> int:
-        pipes.send({"t": "ready", "protocol_version": report.protocol_version, "server_info": report.server_info})
+        pipes.send(
+            {"t": "ready", "protocol_version": report.protocol_version, "server_info": report.server_info}
+        )
         with anyio.move_on_after(JOB_TIMEOUT_S):
             await go.wait()
         if not go.is_set():
@@ -642,7 +662,10 @@ def _done(job: Job, recorder: Recorder, report: TransportReport) -> dict[str, An
         "server": section["server"],
         "error": report.error,
         # The worker's own totals, against which the parent checks its merge.
-        "ops": {name: {"count": stats.count, "recorded": int(stats.total.total_count)} for name, stats in ops.items()},
+        "ops": {
+            name: {"count": stats.count, "recorded": int(stats.total.total_count)}
+            for name, stats in ops.items()
+        },
         "examples": {name: stats.examples for name, stats in ops.items() if stats.examples},
     }
 

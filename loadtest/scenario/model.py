@@ -852,7 +852,9 @@ def _health(ctx: _Context, table: dict[str, Any]) -> Health:
         warmup=_duration(ctx, table["warmup"], "health.warmup") if "warmup" in table else None,
         idle=_duration(ctx, table.get("idle", 0.0), "health.idle"),
         hang_after=(
-            _duration(ctx, table["hang_after"], "health.hang_after", positive=True) if "hang_after" in table else None
+            _duration(ctx, table["hang_after"], "health.hang_after", positive=True)
+            if "hang_after" in table
+            else None
         ),
     )
 
@@ -986,7 +988,10 @@ def _target(ctx: _Context, table: dict[str, Any]) -> Target:
         transport_names[name] = _string(ctx, value, key)
     restart = _bool(ctx, table.get("restart", False), "target.restart")
     if restart and url is not None:
-        ctx.fail("target.restart", "applies to a launched target (reference or command), not a running server at a URL")
+        ctx.fail(
+            "target.restart",
+            "applies to a launched target (reference or command), not a running server at a URL",
+        )
 
     return Target(
         reference=reference,

@@ -44,7 +44,10 @@ _LATENCY = {
 }
 _COUNTS = ("errors", "silent_failures", "calls")
 #: Transport-level metrics: their key in ``server.health`` and their unit.
-_HEALTH = {"rss_slope": ("rss_slope_mb_per_h", "MB/h"), "rss_per_1k_sessions": ("rss_per_1k_sessions_mb", "MB")}
+_HEALTH = {
+    "rss_slope": ("rss_slope_mb_per_h", "MB/h"),
+    "rss_per_1k_sessions": ("rss_per_1k_sessions_mb", "MB"),
+}
 #: Every metric name a threshold may use (aliases included).
 METRICS: tuple[str, ...] = (*_LATENCY, "error_rate", *_COUNTS, "rate", *_HEALTH)
 
@@ -157,7 +160,9 @@ def parse_threshold(expr: str) -> Threshold:
     metric = _LATENCY.get(metric_key, metric_key)
     transport, op_name = _parse_scope(scope, expr)
     if metric in _HEALTH and op_name is not None:
-        raise ValueError(f"{metric} is measured per transport, not per op; scope it like 'http:', not {scope!r}, in {expr!r}")
+        raise ValueError(
+            f"{metric} is measured per transport, not per op; scope it like 'http:', not {scope!r}, in {expr!r}"
+        )
     value = _parse_value(metric, value_text, expr)
     return Threshold(
         expr=expr.strip(), metric=metric, op=op, value=value, transport=transport, op_name=op_name

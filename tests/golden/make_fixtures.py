@@ -46,16 +46,36 @@ def main(src_a: Path, src_b: Path) -> None:
                 blob = doc["transports"]["http"]["ops"]["blob"]
                 blob["ok"] -= 1
                 blob["silent"] = {"truncated": 1}
-                blob["silent_examples"] = {"truncated": [{"detail": "blob of 4096 bytes ended at byte 2048 (seed 17)"}]}
+                blob["silent_examples"] = {
+                    "truncated": [{"detail": "blob of 4096 bytes ended at byte 2048 (seed 17)"}]
+                }
                 doc["totals"]["silent_failures"] = 1
             if n == 1:
                 observed = "DELETE -> 200 application/json" if side == "a" else "DELETE -> 405"
                 status = "SUCCESS" if side == "a" else "WARNING"
                 doc["checks"] = [
-                    {"id": "http-delete-session", "name": "DELETE ends the session", "status": status, "transport": "http", "spec": {"versions": ["2025-06-18"], "ref": ""}, "observed": observed, "details": {}},
-                    {"id": "http-get-stream", "name": "GET opens an SSE stream", "status": "SUCCESS", "transport": "http", "spec": {"versions": ["2025-06-18"], "ref": ""}, "observed": "GET -> 200 text/event-stream", "details": {}},
+                    {
+                        "id": "http-delete-session",
+                        "name": "DELETE ends the session",
+                        "status": status,
+                        "transport": "http",
+                        "spec": {"versions": ["2025-06-18"], "ref": ""},
+                        "observed": observed,
+                        "details": {},
+                    },
+                    {
+                        "id": "http-get-stream",
+                        "name": "GET opens an SSE stream",
+                        "status": "SUCCESS",
+                        "transport": "http",
+                        "spec": {"versions": ["2025-06-18"], "ref": ""},
+                        "observed": "GET -> 200 text/event-stream",
+                        "details": {},
+                    },
                 ]
-            (out / "run.json").write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
+            (out / "run.json").write_bytes(
+                orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+            )
             shutil.copy(run / "http.hlog", out / "http.hlog")
 
 

@@ -54,7 +54,9 @@ def percentile_of_buckets(merged: Mapping[int, int], total: int, quantiles: Iter
 
 
 def _buckets(histogram: HdrHistogram, cache: dict[int, int]) -> tuple[tuple[int, int], ...]:
-    limit = histogram.get_counts_array_index(histogram.get_max_value()) + 1 if histogram.get_total_count() else 0
+    limit = (
+        histogram.get_counts_array_index(histogram.get_max_value()) + 1 if histogram.get_total_count() else 0
+    )
     counts = histogram.counts[:limit]
     merged: dict[int, int] = {}
     for index, count in enumerate(counts):

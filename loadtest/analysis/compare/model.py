@@ -97,7 +97,9 @@ class Side:
                     per_transport.setdefault(transport, []).append(float(cost))
         out = []
         for name, per_transport in groups.items():
-            costs = ", ".join(f"{t} {format_latency_us(statistics.median(v))}" for t, v in per_transport.items())
+            costs = ", ".join(
+                f"{t} {format_latency_us(statistics.median(v))}" for t, v in per_transport.items()
+            )
             out.append(f"{name}, CPU/call {costs}" if costs else name)
         return out
 
@@ -116,7 +118,13 @@ def _run_dirs(directory: Path) -> list[Path]:
     if found:
         return found
     # A matrix side holds run-NN directories; one level further down is still one group.
-    return sorted(q for p in directory.iterdir() if p.is_dir() for q in p.iterdir() if q.is_dir() and (q / RUN_FILE).is_file())
+    return sorted(
+        q
+        for p in directory.iterdir()
+        if p.is_dir()
+        for q in p.iterdir()
+        if q.is_dir() and (q / RUN_FILE).is_file()
+    )
 
 
 def load_side(paths: Sequence[Path], label: str | None = None) -> Side:
@@ -138,11 +146,17 @@ def load_side(paths: Sequence[Path], label: str | None = None) -> Side:
         else:
             members = _run_dirs(path)
             if not members:
-                raise UsageError(f"{path}: no {RUN_FILE} there nor in its sub-directories; expected a run or a group of runs")
+                raise UsageError(
+                    f"{path}: no {RUN_FILE} there nor in its sub-directories; expected a run or a group of runs"
+                )
         for member in members:
             document = load_run(member)
             run_path = member if member.is_dir() else member.parent
-            name = str(member.relative_to(path)) if member != path else (path.name if path.is_dir() else path.parent.name)
+            name = (
+                str(member.relative_to(path))
+                if member != path
+                else (path.name if path.is_dir() else path.parent.name)
+            )
             if document.get("error"):
                 skipped.append(f"{run_path}: {document['error']}")
                 continue
@@ -182,6 +196,9 @@ def comparability_problems(a: Side, b: Side) -> list[str]:
             for run in side.runs:
                 values.setdefault(str(run.meta(key)), []).append(str(run.path))
         if len(values) > 1:
-            detail = "; ".join(f"{value} in {paths[0]}" + (f" (+{len(paths) - 1} more)" if len(paths) > 1 else "") for value, paths in sorted(values.items()))
+            detail = "; ".join(
+                f"{value} in {paths[0]}" + (f" (+{len(paths) - 1} more)" if len(paths) > 1 else "")
+                for value, paths in sorted(values.items())
+            )
             problems.append(f"different {what}: {detail}")
     return problems

@@ -169,7 +169,9 @@ def fisher_exact(a: int, b: int, c: int, d: int) -> float:
     return min(1.0, p)
 
 
-def ratio_ci_katz(x1: int, n1: int, x2: int, n2: int, z: float = 1.959963984540054) -> tuple[float, float] | None:
+def ratio_ci_katz(
+    x1: int, n1: int, x2: int, n2: int, z: float = 1.959963984540054
+) -> tuple[float, float] | None:
     """95% interval of the rate ratio (x2/n2) / (x1/n1) by Katz's log method; None with a zero."""
     if x1 == 0 or x2 == 0 or n1 == 0 or n2 == 0:
         return None

@@ -143,7 +143,13 @@ class NewSilent:
         return f"{self.transport}/{self.op}: {self.kind} x{self.count} in B, none in A"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"transport": self.transport, "op": self.op, "kind": self.kind, "count": self.count, "examples": list(self.examples)}
+        return {
+            "transport": self.transport,
+            "op": self.op,
+            "kind": self.kind,
+            "count": self.count,
+            "examples": list(self.examples),
+        }
 
 
 @dataclass
@@ -187,7 +193,9 @@ class Comparison:
         parts = []
         if self.new_silent:
             parts.append(f"NEW SILENT FAILURES ({len(self.new_silent)})")
-        parts.append(f"{c[REGRESSED]} regressed, {c[IMPROVED]} improved, {c[UNCHANGED]} unchanged, {c[NOT_ENOUGH]} not enough data")
+        parts.append(
+            f"{c[REGRESSED]} regressed, {c[IMPROVED]} improved, {c[UNCHANGED]} unchanged, {c[NOT_ENOUGH]} not enough data"
+        )
         return ("REGRESSION: " if self.regressed else "no regression: ") + "; ".join(parts)
 
     def side_dict(self, side: Side) -> dict[str, Any]:
@@ -233,7 +241,7 @@ def _ops(sides: Sequence[Side]) -> list[tuple[str, str]]:
     for side in sides:
         for run in side.runs:
             for transport, section in run.transports.items():
-                for op in (section.get("ops") or {}):
+                for op in section.get("ops") or {}:
                     keys[(transport, op)] = None
     return list(keys)
 
@@ -265,7 +273,14 @@ def _min_calls(metric: Metric) -> int:
     return math.ceil(1 / (1 - metric.q) - 1e-9)
 
 
-def _verdict(metric: Metric, ratio: float | None, ci: tuple[float, float] | None, p: float | None, min_effect: float, alpha: float) -> str:
+def _verdict(
+    metric: Metric,
+    ratio: float | None,
+    ci: tuple[float, float] | None,
+    p: float | None,
+    min_effect: float,
+    alpha: float,
+) -> str:
     if ratio is None or ci is None or p is None:
         return NOT_ENOUGH
     if p >= alpha or ci[0] <= 1.0 <= ci[1]:
@@ -323,7 +338,11 @@ def _continuous_rows(
         vb = median(xb) if xb else None
         ratio = vb / va if va and vb is not None else None
         need = _min_calls(metric)
-        few = [label for label, stats in (("A", stats_a), ("B", stats_b)) if any(int(s.get("count", 0)) < need for _, s in stats)]
+        few = [
+            label
+            for label, stats in (("A", stats_a), ("B", stats_b))
+            if any(int(s.get("count", 0)) < need for _, s in stats)
+        ]
         note = ""
         if not xa or not xb:
             note = "no answered calls on " + ("A" if not xa else "B")
@@ -346,7 +365,9 @@ def _continuous_rows(
                 results[metric.key] = (None, None, "", "too few runs with a value")
                 continue
             _, p_value = mann_whitney_u(xa, xb)
-            (ratios,) = bootstrap_runs([[x] for x in xa], [[x] for x in xb], median, rng=rng, resamples=resamples)
+            (ratios,) = bootstrap_runs(
+                [[x] for x in xa], [[x] for x in xb], median, rng=rng, resamples=resamples
+            )
             method = f"Mann-Whitney U + bootstrap over runs ({len(xa)} vs {len(xb)})"
             results[metric.key] = (_ci(ratios), p_value, method, "")
     else:
@@ -375,7 +396,9 @@ def _continuous_rows(
         if row.metric.key in results and not row.note:
             ci, p, method, note = results[row.metric.key]
             verdict = _verdict(row.metric, row.ratio, ci, p, min_effect, alpha)
-            out.append(Row(transport, op, row.metric, row.a, row.b, row.ratio, ci, p, verdict, method, thin, note))
+            out.append(
+                Row(transport, op, row.metric, row.a, row.b, row.ratio, ci, p, verdict, method, thin, note)
+            )
         else:
             out.append(row)
     return out
@@ -385,7 +408,9 @@ def _tag(stats: Mapping[str, Any], op: str) -> str:
     return str(stats.get("hlog_tag") or op)
 
 
-def _count_rows(a: Side, b: Side, transport: str, op: str, min_effect: float, alpha: float) -> tuple[list[Row], list[NewSilent]]:
+def _count_rows(
+    a: Side, b: Side, transport: str, op: str, min_effect: float, alpha: float
+) -> tuple[list[Row], list[NewSilent]]:
     stats_a = [s for _, s in _op_stats(a, transport, op)]
     stats_b = [s for _, s in _op_stats(b, transport, op)]
     na = sum(int(s.get("count", 0)) for s in stats_a)
@@ -398,7 +423,21 @@ def _count_rows(a: Side, b: Side, transport: str, op: str, min_effect: float, al
         xa = sum(sum((s.get(field_name) or {}).values()) for s in stats_a)
         xb = sum(sum((s.get(field_name) or {}).values()) for s in stats_b)
         if na == 0 or nb == 0:
-            rows.append(Row(transport, op, metric, None, None, None, None, None, NOT_ENOUGH, "", note="no calls on " + ("A" if na == 0 else "B")))
+            rows.append(
+                Row(
+                    transport,
+                    op,
+                    metric,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    NOT_ENOUGH,
+                    "",
+                    note="no calls on " + ("A" if na == 0 else "B"),
+                )
+            )
             continue
         ra, rb = xa / na, xb / nb
         ratio = rb / ra if ra > 0 else (1.0 if rb == 0 else None)
@@ -431,7 +470,20 @@ def _count_rows(a: Side, b: Side, transport: str, op: str, min_effect: float, al
             new.append(NewSilent(transport, op, kind, kinds_b[kind], tuple(examples.get(kind, [])[:2])))
     if new:
         rows = [
-            Row(r.transport, r.op, r.metric, r.a, r.b, r.ratio, r.ci, r.p, REGRESSED, r.method, r.thin, "new silent-failure kind in B")
+            Row(
+                r.transport,
+                r.op,
+                r.metric,
+                r.a,
+                r.b,
+                r.ratio,
+                r.ci,
+                r.p,
+                REGRESSED,
+                r.method,
+                r.thin,
+                "new silent-failure kind in B",
+            )
             if r.metric.kind == "count"
             else r
             for r in rows
@@ -490,7 +542,9 @@ def compare_sides(
     """
     problems = comparability_problems(a, b)
     if problems and not force:
-        raise LoadtestError("refusing to compare: " + "; ".join(problems) + " (use --force to compare anyway)")
+        raise LoadtestError(
+            "refusing to compare: " + "; ".join(problems) + " (use --force to compare anyway)"
+        )
     rows: list[Row] = []
     new_silent: list[NewSilent] = []
     for transport, op in _ops([a, b]):

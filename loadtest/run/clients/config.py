@@ -94,8 +94,9 @@ def resolve_client(
         try:
             installed = version("mcp")
         except PackageNotFoundError:
-            raise UsageError("--client sdk: no mcp is installed with mcp-loadtest; name one with --client-sdk SPEC") from None
+            raise UsageError(
+                "--client sdk: no mcp is installed with mcp-loadtest; name one with --client-sdk SPEC"
+            ) from None
         return ClientConfig("sdk", sys.executable, installed, None, workers)
     env = ensure_env(spec, python=python, cache_dir=cache_dir, log=log)
     return sdk_client_from_env(env, workers)
-

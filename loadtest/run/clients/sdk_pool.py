@@ -195,7 +195,9 @@ class _Worker:
         # Within the round trip's uncertainty of zero: the same clock (Linux: CLOCK_MONOTONIC).
         self.offset_ns = 0 if abs(offset) <= rtt // 2 + 1000 else offset
         if self.hello.get("protocol") != PROTOCOL:
-            raise ClientStartError(f"the SDK client worker speaks protocol {self.hello.get('protocol')}, not {PROTOCOL}")
+            raise ClientStartError(
+                f"the SDK client worker speaks protocol {self.hello.get('protocol')}, not {PROTOCOL}"
+            )
 
     def local(self, worker_ns: int) -> int:
         return worker_ns - self.offset_ns
@@ -231,7 +233,15 @@ class SdkSession:
         waiter = worker.expect(message_id)
         sent_here = time.perf_counter_ns()
         nbytes_out = await worker.send(
-            {"t": "call", "id": message_id, "sid": self.sid, "method": method, "params": params, "progress": progress, "timeout": timeout}
+            {
+                "t": "call",
+                "id": message_id,
+                "sid": self.sid,
+                "method": method,
+                "params": params,
+                "progress": progress,
+                "timeout": timeout,
+            }
         )
         with anyio.move_on_after(timeout + REPLY_MARGIN_S):
             await waiter.event.wait()
@@ -240,7 +250,14 @@ class SdkSession:
         if reply is None:
             now = time.perf_counter_ns()
             detail = f"the worker did not answer within {timeout + REPLY_MARGIN_S:g}s"
-            return Outcome(method, message_id, sent_here, now, error=CallError("sdk_worker_timeout", detail), nbytes_out=nbytes_out)
+            return Outcome(
+                method,
+                message_id,
+                sent_here,
+                now,
+                error=CallError("sdk_worker_timeout", detail),
+                nbytes_out=nbytes_out,
+            )
         error = reply.get("error")
         if "start" in reply:
             sent_ns, done_ns = worker.local(int(reply["start"])), worker.local(int(reply["end"]))
@@ -257,7 +274,9 @@ class SdkSession:
             nbytes_out=nbytes_out,
         )
         if error is not None:
-            outcome.error = CallError(str(error.get("kind")), str(error.get("detail", ""))[:500], bool(error.get("silent")))
+            outcome.error = CallError(
+                str(error.get("kind")), str(error.get("detail", ""))[:500], bool(error.get("silent"))
+            )
         return outcome
 
 

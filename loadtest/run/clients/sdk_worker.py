@@ -232,7 +232,9 @@ class Worker:
                     "api": 2 if hasattr(mcp, "MCPError") else 1,
                     "python": platform.python_version(),
                     "pid": os.getpid(),
-                    "http_client": "streamable_http_client" if _HTTP_CLIENT is not None else "streamablehttp_client",
+                    "http_client": "streamable_http_client"
+                    if _HTTP_CLIENT is not None
+                    else "streamablehttp_client",
                 }
             )
         elif kind == "open":
@@ -298,7 +300,9 @@ class Worker:
         if session.close_requested.is_set():
             cause = None  # what happens while closing on purpose is no failure of a call
         if not opened:
-            await self.send({"t": "opened", "id": message["id"], "ok": False, "error": cause or "closed before it opened"})
+            await self.send(
+                {"t": "opened", "id": message["id"], "ok": False, "error": cause or "closed before it opened"}
+            )
             self.sessions.pop(session.sid, None)
             return
         # First the news that the session is gone (the tester then opens a new one instead of
@@ -357,9 +361,17 @@ class Worker:
             if deadline.cancelled_caught:
                 noticed = session.transport_errors[seen_errors:]
                 if noticed:  # the SDK knew something went wrong, yet the call hung
-                    state["error"] = {"kind": "sdk_error", "detail": f"no answer by the deadline after: {noticed[-1]}", "silent": False}
+                    state["error"] = {
+                        "kind": "sdk_error",
+                        "detail": f"no answer by the deadline after: {noticed[-1]}",
+                        "silent": False,
+                    }
                 else:
-                    state["error"] = {"kind": "lost", "detail": "no answer by the deadline, and the SDK raised nothing", "silent": True}
+                    state["error"] = {
+                        "kind": "lost",
+                        "detail": "no answer by the deadline, and the SDK raised nothing",
+                        "silent": True,
+                    }
             else:
                 with self.harness:
                     result = answer.model_dump(by_alias=True, mode="json", exclude_none=True)
@@ -377,7 +389,13 @@ class Worker:
                 await anyio.sleep(CAUSE_GRACE_S)
         if session.pending.pop(call_id, None) is None:
             return  # already answered (the session ended)
-        reply: dict[str, Any] = {"t": "done", "id": call_id, "start": state["start"], "end": state["end"], "progress": state["progress"]}
+        reply: dict[str, Any] = {
+            "t": "done",
+            "id": call_id,
+            "start": state["start"],
+            "end": state["end"],
+            "progress": state["progress"],
+        }
         if "error" in state:
             reply["error"] = state["error"]
         else:

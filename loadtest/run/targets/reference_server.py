@@ -159,7 +159,11 @@ def _leak_per_session(kb: int) -> None:
             async def peek() -> Any:
                 nonlocal seen
                 message = await receive()
-                if not seen and message.get("type") == "http.request" and _INITIALIZE.search(message.get("body", b"")):
+                if (
+                    not seen
+                    and message.get("type") == "http.request"
+                    and _INITIALIZE.search(message.get("body", b""))
+                ):
                     seen = True
                     # Written, not just reserved: untouched pages would not count in RSS.
                     _LEAKED.append(b"L" * size)
@@ -198,7 +202,9 @@ def build_server(
         raise _Unsupported("--json-response and --stateless apply to --transport streamable-http only")
     if leak_kb_per_session > 0:
         if transport == "stdio":
-            raise _Unsupported("--leak-kb-per-session applies to sse and streamable-http (stdio has one session per process)")
+            raise _Unsupported(
+                "--leak-kb-per-session applies to sse and streamable-http (stdio has one session per process)"
+            )
         _leak_per_session(leak_kb_per_session)
 
     run_kwargs: dict[str, Any] = {}
@@ -314,8 +320,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--leak-kb-per-session", type=int, default=0, help="HTTP: keep this many KiB per session, forever"
     )
-    parser.add_argument("--exit-after-calls", type=int, default=0, help="exit (code 70) on the Nth handler call")
-    parser.add_argument("--hang-after-calls", type=int, default=0, help="stop answering from the Nth handler call")
+    parser.add_argument(
+        "--exit-after-calls", type=int, default=0, help="exit (code 70) on the Nth handler call"
+    )
+    parser.add_argument(
+        "--hang-after-calls", type=int, default=0, help="stop answering from the Nth handler call"
+    )
     return parser.parse_args(argv)
 
 
