@@ -14,7 +14,7 @@ from typing import Any
 
 from loadtest.protocol.session import Outcome
 from loadtest.run.payload import check_blob
-from loadtest.scenario.model import Op
+from loadtest.scenario import Op
 
 #: Nonces look like ``nonce-<run token>-<n>``; finding someone else's in an answer proves misrouting.
 NONCE_RE = re.compile(r"nonce-[0-9a-f]{6}-[0-9]+")

@@ -1,0 +1,141 @@
+"""The typed model of one kind of call: its request template and what a right answer looks like."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from loadtest.scenario.templates import Render, compile_str, compile_value, constant
+
+__all__ = ["EXPECT_KINDS", "METHODS", "Expect", "Op"]
+
+METHODS: tuple[str, ...] = ("tools/call", "resources/read", "prompts/get", "tools/list", "ping")
+#: The content checks of an expectation; at most one is set.
+EXPECT_KINDS = ("text", "regex", "length", "sha256", "json", "blob", "consistent")
+
+
+@dataclass(frozen=True, slots=True)
+class Expect:
+    """What a right answer looks like. At most one of the content checks is set."""
+
+    text: str | None = None
+    regex: re.Pattern[str] | None = None
+    length: int | None = None
+    sha256: str | None = None
+    json: dict[str, Any] | None = None
+    blob: bool = False
+    consistent: bool = False
+    is_error: bool = False
+
+    @property
+    def kind(self) -> str | None:
+        """Which content check is set (``"text"``, ``"blob"``, ...), or None."""
+        for kind in EXPECT_KINDS:
+            if getattr(self, kind) not in (None, False):
+                return kind
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        kind = self.kind
+        if kind == "regex":
+            assert self.regex is not None
+            out["regex"] = self.regex.pattern
+        elif kind is not None:
+            out[kind] = getattr(self, kind)
+        out["is_error"] = self.is_error
+        return out
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Op:
+    """One kind of call in the weighted mix.
+
+    :meth:`render` builds the request's ``params``; strings in ``arguments`` and ``uri`` may hold
+    ``{nonce}`` and ``{seed}``, and an argument that is exactly ``"{seed}"`` becomes the int.
+    """
+
+    name: str
+    method: str
+    tool: str | None = None
+    uri: str | None = None
+    prompt: str | None = None
+    arguments: dict[str, Any] | None = None
+    weight: float = 1.0
+    progress: bool = False
+    expect_progress: int = 0
+    expect: Expect = field(default_factory=Expect)
+    _render: Render = field(init=False, repr=False, compare=False)
+    _expected_text: Render | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_render", self._compile_params())
+        text = self.expect.text
+        expected: Render | None = None
+        if text is not None:
+            expected = compile_str(text, seed_as_int=False) or constant(text)
+        object.__setattr__(self, "_expected_text", expected)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # The compiled renderers are closures, which do not pickle; a copy (say, for a
+        # generator worker process) compiles its own from the declared fields.
+        return (
+            Op,
+            (
+                self.name,
+                self.method,
+                self.tool,
+                self.uri,
+                self.prompt,
+                self.arguments,
+                self.weight,
+                self.progress,
+                self.expect_progress,
+                self.expect,
+            ),
+        )
+
+    def _compile_params(self) -> Render:
+        if self.method == "tools/call":
+            params: dict[str, Any] = {"name": self.tool, "arguments": dict(self.arguments or {})}
+            seed_as_int = True
+        elif self.method == "resources/read":
+            params = {"uri": self.uri}
+            seed_as_int = False
+        elif self.method == "prompts/get":
+            params = {"name": self.prompt}
+            if self.arguments is not None:
+                params["arguments"] = dict(self.arguments)
+            # Prompt arguments are strings by the MCP schema, so "{seed}" stays a string.
+            seed_as_int = False
+        else:
+            return constant(None)
+        return compile_value(params, seed_as_int=seed_as_int) or constant(params)
+
+    def render(self, nonce: str, seed: int) -> dict[str, Any] | None:
+        """The JSON-RPC ``params`` for one request (None for ``tools/list`` and ``ping``).
+
+        Without placeholders the same dict is returned every time: treat it as read-only.
+        """
+        result: dict[str, Any] | None = self._render(nonce, seed)
+        return result
+
+    def expected_text(self, nonce: str, seed: int) -> str | None:
+        """``expect.text`` with the request's ``{nonce}``/``{seed}`` filled in, or None."""
+        if self._expected_text is None:
+            return None
+        text: str = self._expected_text(nonce, seed)
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "method": self.method}
+        for key in ("tool", "uri", "prompt", "arguments"):
+            if (value := getattr(self, key)) is not None:
+                out[key] = value
+        out["weight"] = self.weight
+        if self.method == "tools/call":
+            out["progress"] = self.progress
+            out["expect_progress"] = self.expect_progress
+        out["expect"] = self.expect.to_dict()
+        return out
