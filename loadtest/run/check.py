@@ -95,12 +95,12 @@ class Checker:
             assert wanted is not None
             return OK if text == wanted else _mismatch(text, wanted, nonce)
         if expect.regex is not None:
+            pattern = op.expected_regex(nonce, seed)
+            assert pattern is not None
             return (
                 OK
-                if expect.regex.search(text)
-                else Verdict(
-                    silent="corrupt", detail=f"{_short(text)} does not match /{expect.regex.pattern}/"
-                )
+                if pattern.search(text)
+                else Verdict(silent="corrupt", detail=f"{_short(text)} does not match /{pattern.pattern}/")
             )
         if expect.length is not None:
             if len(text) == expect.length:
@@ -117,7 +117,7 @@ class Checker:
                 )
             )
         if expect.json is not None:
-            where = _subset_mismatch(expect.json, result, "result")
+            where = _subset_mismatch(op.expected_json(nonce, seed), result, "result")
             return OK if where is None else Verdict(silent="corrupt", detail=where)
         if expect.consistent:
             if self._reference is None:

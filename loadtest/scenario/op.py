@@ -6,7 +6,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from loadtest.scenario.templates import Render, compile_str, compile_value, constant
+from loadtest.scenario.templates import (
+    ExactSeed,
+    Render,
+    SeedValue,
+    compile_str,
+    compile_value,
+    constant,
+    seed_as_int,
+)
 
 __all__ = ["EXPECT_KINDS", "METHODS", "Expect", "Op"]
 
@@ -54,6 +62,8 @@ class Op:
 
     :meth:`render` builds the request's ``params``; strings in ``arguments`` and ``uri`` may hold
     ``{nonce}`` and ``{seed}``, and an argument that is exactly ``"{seed}"`` becomes the int.
+    The expectations that hold text (``text``, ``regex``, ``json``) are filled the same way,
+    per request: see :meth:`expected_text`, :meth:`expected_regex`, :meth:`expected_json`.
     """
 
     name: str
@@ -68,14 +78,25 @@ class Op:
     expect: Expect = field(default_factory=Expect)
     _render: Render = field(init=False, repr=False, compare=False)
     _expected_text: Render | None = field(init=False, repr=False, compare=False)
+    _expected_regex: Render | None = field(init=False, repr=False, compare=False)
+    _expected_json: Render | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_render", self._compile_params())
-        text = self.expect.text
-        expected: Render | None = None
-        if text is not None:
-            expected = compile_str(text, seed_as_int=False) or constant(text)
-        object.__setattr__(self, "_expected_text", expected)
+        expect = self.expect
+        text: Render | None = None
+        if expect.text is not None:
+            text = compile_str(expect.text) or constant(expect.text)
+        object.__setattr__(self, "_expected_text", text)
+        regex: Render | None = None
+        if expect.regex is not None:
+            regex = _compile_regex(expect.regex)
+        object.__setattr__(self, "_expected_regex", regex)
+        json: Render | None = None
+        if expect.json is not None:
+            # An exact "{seed}" matches the number or its text: a server may echo either.
+            json = compile_value(expect.json, exact_seed=SeedValue) or constant(expect.json)
+        object.__setattr__(self, "_expected_json", json)
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # The compiled renderers are closures, which do not pickle; a copy (say, for a
@@ -99,19 +120,19 @@ class Op:
     def _compile_params(self) -> Render:
         if self.method == "tools/call":
             params: dict[str, Any] = {"name": self.tool, "arguments": dict(self.arguments or {})}
-            seed_as_int = True
+            exact_seed: ExactSeed | None = seed_as_int
         elif self.method == "resources/read":
             params = {"uri": self.uri}
-            seed_as_int = False
+            exact_seed = None
         elif self.method == "prompts/get":
             params = {"name": self.prompt}
             if self.arguments is not None:
                 params["arguments"] = dict(self.arguments)
             # Prompt arguments are strings by the MCP schema, so "{seed}" stays a string.
-            seed_as_int = False
+            exact_seed = None
         else:
             return constant(None)
-        return compile_value(params, seed_as_int=seed_as_int) or constant(params)
+        return compile_value(params, exact_seed=exact_seed) or constant(params)
 
     def render(self, nonce: str, seed: int) -> dict[str, Any] | None:
         """The JSON-RPC ``params`` for one request (None for ``tools/list`` and ``ping``).
@@ -128,6 +149,19 @@ class Op:
         text: str = self._expected_text(nonce, seed)
         return text
 
+    def expected_regex(self, nonce: str, seed: int) -> re.Pattern[str] | None:
+        """``expect.regex`` with the request's nonce (escaped) and seed filled in, or None."""
+        if self._expected_regex is None:
+            return None
+        pattern: re.Pattern[str] = self._expected_regex(nonce, seed)
+        return pattern
+
+    def expected_json(self, nonce: str, seed: int) -> Any:
+        """``expect.json`` with the request's ``{nonce}``/``{seed}`` filled in, or None."""
+        if self._expected_json is None:
+            return None
+        return self._expected_json(nonce, seed)
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "method": self.method}
         for key in ("tool", "uri", "prompt", "arguments"):
@@ -139,3 +173,15 @@ class Op:
             out["expect_progress"] = self.expect_progress
         out["expect"] = self.expect.to_dict()
         return out
+
+
+def _compile_regex(regex: re.Pattern[str]) -> Render:
+    """The expected pattern per request: compiled once if it has no placeholders."""
+    pattern, flags = regex.pattern, regex.flags
+    if "{nonce}" not in pattern and "{seed}" not in pattern:
+        return constant(regex)
+    # The nonce is escaped so that it matches itself only; a pattern per request costs one
+    # compile (re's own cache cannot help: every nonce is new).
+    return lambda nonce, seed: re.compile(
+        pattern.replace("{nonce}", re.escape(nonce)).replace("{seed}", str(seed)), flags
+    )

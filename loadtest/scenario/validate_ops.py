@@ -20,6 +20,7 @@ from loadtest.scenario.fields import (
 from loadtest.scenario.op import EXPECT_KINDS, METHODS, Expect, Op
 
 _BLOB_URI = re.compile(r"blob://\d+(?:/\d+)?")
+_SAMPLE_NONCE = "nonce-000000-0000000000"
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _OP_KEYS = (
     "name",
@@ -157,6 +158,8 @@ def _expect(
             pattern = _string(ctx, value, key, empty=True)
             try:
                 fields[kind] = re.compile(pattern)
+                # As it will be per request, with a nonce and a seed filled in.
+                re.compile(pattern.replace("{nonce}", re.escape(_SAMPLE_NONCE)).replace("{seed}", "0"))
             except re.error as exc:
                 ctx.fail(key, f"invalid regular expression {pattern!r}: {exc}")
         elif kind == "length":

@@ -1,0 +1,133 @@
+"""Expectations against real servers: placeholders in every expectation that holds text.
+
+The servers are small real MCP servers (``tests/servers/small_mcp.py``, written with the
+installed ``mcp``) and the bundled reference server, reached over stdio by the real tester.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loadtest.core.errors import UsageError
+from loadtest.measure.metrics import Recorder
+from loadtest.run.driver import run_scenario
+from loadtest.scenario import load_scenario
+
+pytestmark = pytest.mark.anyio
+
+SMALL = Path(__file__).resolve().parent / "servers" / "small_mcp.py"
+CALLS = 20
+
+
+def small_target(kind: str) -> str:
+    return f"[target]\ncommand = {json.dumps([sys.executable, str(SMALL), kind])}\n"
+
+
+async def run_ops(tmp_path: Path, target: str, ops: str, *, calls: int = CALLS) -> dict[str, Any]:
+    """Run ``ops`` over stdio with one session; the per-op statistics."""
+    path = tmp_path / "s.toml"
+    path.write_text(
+        'transports = ["stdio"]\n'
+        f'[workload]\nsessions = 1\nrequests = {calls}\nwarmup = "0s"\nrequest_timeout = "10s"\n'
+        + target
+        + ops,
+        encoding="utf-8",
+    )
+    recorder = Recorder(out_dir=tmp_path)
+    await run_scenario(load_scenario(path), recorder)
+    recorder.finish()
+    ops_stats: dict[str, Any] = recorder.summary()["stdio"]["ops"]
+    return ops_stats
+
+
+def outcome(stats: dict[str, Any]) -> tuple[int, dict[str, int], dict[str, int]]:
+    return stats["ok"], stats["errors"], stats["silent"]
+
+
+# -- item 11: {nonce} and {seed} in json and regex expectations -----------------------------------
+
+NONCE_OPS = """
+[[ops]]
+name = "regex"
+tool = "record"
+arguments = { nonce = "{nonce}", seed = "{seed}" }
+expect = { regex = '^nonce={nonce} seed={seed}$' }
+
+[[ops]]
+name = "json-text"
+tool = "record"
+arguments = { nonce = "{nonce}", seed = "{seed}" }
+expect = { json = { content = [{ type = "text", text = "nonce={nonce} seed={seed}" }] } }
+
+[[ops]]
+name = "json-structured"
+tool = "pair"
+arguments = { nonce = "{nonce}", seed = "{seed}" }
+expect = { json = { structuredContent = { nonce = "{nonce}", seed = "{seed}" } } }
+"""
+
+
+async def test_nonce_and_seed_are_filled_in_regex_and_json_expectations(tmp_path: Path) -> None:
+    # Before: every one of these calls was "corrupt" (the placeholders were compared literally).
+    stats = await run_ops(tmp_path, small_target("nonce"), NONCE_OPS, calls=30)
+    assert sum(s["count"] for s in stats.values()) == 30
+    for name, op in stats.items():
+        assert op["count"] > 0, name
+        assert outcome(op) == (op["count"], {}, {}), name
+
+
+async def test_a_filled_expectation_still_catches_a_wrong_answer(tmp_path: Path) -> None:
+    # The known-bad case: the server answers with the seed where the nonce should be, so a
+    # filled-in expectation must fail, and fail as corrupt, on every call.
+    ops = """
+[[ops]]
+name = "regex"
+tool = "record"
+arguments = { nonce = "seed-{seed}", seed = "{seed}" }
+expect = { regex = '^nonce={nonce} ' }
+
+[[ops]]
+name = "json"
+tool = "pair"
+arguments = { nonce = "x", seed = 7 }
+expect = { json = { structuredContent = { nonce = "x", seed = "{seed}" } } }
+"""
+    stats = await run_ops(tmp_path, small_target("nonce"), ops)
+    for name, op in stats.items():
+        assert op["count"] > 0, name
+        assert outcome(op) == (0, {}, {"corrupt": op["count"]}), name
+
+
+async def test_reference_echo_with_regex_and_json_expectations(tmp_path: Path) -> None:
+    ops = """
+[[ops]]
+name = "regex"
+tool = "echo"
+arguments = { text = "hello {nonce} {seed}" }
+expect = { regex = '^hello {nonce} {seed}$' }
+
+[[ops]]
+name = "json"
+tool = "echo"
+arguments = { text = "hello {nonce}" }
+expect = { json = { content = [{ text = "hello {nonce}" }] } }
+"""
+    stats = await run_ops(tmp_path, "", ops)
+    for name, op in stats.items():
+        assert op["count"] > 0, name
+        assert outcome(op) == (op["count"], {}, {}), name
+
+
+def test_a_regex_that_is_invalid_is_refused_at_load_naming_file_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(
+        '[[ops]]\ntool = "echo"\narguments = { text = "{nonce}" }\nexpect = { regex = "({nonce}" }\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(UsageError, match=r"s\.toml: ops\[0\]\.expect\.regex: invalid regular expression"):
+        load_scenario(path)
