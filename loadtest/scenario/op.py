@@ -76,6 +76,9 @@ class Op:
     progress: bool = False
     expect_progress: int = 0
     expect: Expect = field(default_factory=Expect)
+    #: Is another call's nonce in an answer proof of misrouting? None: only when this op's own
+    #: request carries ``{nonce}`` (see :attr:`checks_foreign_nonces`).
+    check_foreign_nonces: bool | None = None
     _render: Render = field(init=False, repr=False, compare=False)
     _expected_text: Render | None = field(init=False, repr=False, compare=False)
     _expected_regex: Render | None = field(init=False, repr=False, compare=False)
@@ -114,6 +117,7 @@ class Op:
                 self.progress,
                 self.expect_progress,
                 self.expect,
+                self.check_foreign_nonces,
             ),
         )
 
@@ -133,6 +137,19 @@ class Op:
         else:
             return constant(None)
         return compile_value(params, exact_seed=exact_seed) or constant(params)
+
+    @property
+    def checks_foreign_nonces(self) -> bool:
+        """Whether an answer carrying another call's nonce (and not ours) counts as misrouted.
+
+        By default only when the op's own request carries ``{nonce}``: then a right answer is
+        about this call, and another call's nonce in it proves cross-wiring. An op without one
+        (a search, a listing) may legitimately return what other calls stored, nonces included,
+        on a server with shared state. The op key ``check_foreign_nonces`` decides explicitly.
+        """
+        if self.check_foreign_nonces is not None:
+            return self.check_foreign_nonces
+        return _has_nonce(self.arguments) or _has_nonce(self.uri)
 
     def render(self, nonce: str, seed: int) -> dict[str, Any] | None:
         """The JSON-RPC ``params`` for one request (None for ``tools/list`` and ``ping``).
@@ -172,6 +189,9 @@ class Op:
             out["progress"] = self.progress
             out["expect_progress"] = self.expect_progress
         out["expect"] = self.expect.to_dict()
+        # Only when given: the hash of every scenario without it stays what it was.
+        if self.check_foreign_nonces is not None:
+            out["check_foreign_nonces"] = self.check_foreign_nonces
         return out
 
 
@@ -185,3 +205,13 @@ def _compile_regex(regex: re.Pattern[str]) -> Render:
     return lambda nonce, seed: re.compile(
         pattern.replace("{nonce}", re.escape(nonce)).replace("{seed}", str(seed)), flags
     )
+
+
+def _has_nonce(value: Any) -> bool:
+    if isinstance(value, str):
+        return "{nonce}" in value
+    if isinstance(value, dict):
+        return any(_has_nonce(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_nonce(v) for v in value)
+    return False

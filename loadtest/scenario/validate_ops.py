@@ -33,6 +33,7 @@ _OP_KEYS = (
     "progress",
     "expect_progress",
     "expect",
+    "check_foreign_nonces",
 )
 _EXPECT_KEYS = (*EXPECT_KINDS, "is_error")
 #: Which of tool/uri/prompt/arguments each method takes (and requires, for the first three).
@@ -115,6 +116,9 @@ def _op(ctx: _Context, raw: Any, where: str) -> Op:
     if expect_progress and not progress:
         ctx.fail(f"{where}.expect_progress", "needs progress = true (no progress token, no notifications)")
     expect = _expect(ctx, table.get("expect", {}), f"{where}.expect", method, arguments, uri)
+    check_foreign_nonces: bool | None = None
+    if "check_foreign_nonces" in table:
+        check_foreign_nonces = _bool(ctx, table["check_foreign_nonces"], f"{where}.check_foreign_nonces")
     return Op(
         name=name,
         method=method,
@@ -126,6 +130,7 @@ def _op(ctx: _Context, raw: Any, where: str) -> Op:
         progress=progress,
         expect_progress=expect_progress,
         expect=expect,
+        check_foreign_nonces=check_foreign_nonces,
     )
 
 

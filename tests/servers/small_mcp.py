@@ -57,7 +57,7 @@ def build(kind: str) -> Any:
         def previous(name: str) -> str:
             before = stored[-1] if stored else "(none)"
             stored.append(name)
-            return f"before {name}: {before}"
+            return f"before: {before}"
 
     elif kind != "empty":
         raise SystemExit(f"unknown kind {kind!r}")
