@@ -15,8 +15,10 @@ import pytest
 
 from loadtest.core.errors import UsageError
 from loadtest.measure.metrics import Recorder
+from loadtest.protocol.session import Outcome
+from loadtest.run.check import Checker
 from loadtest.run.driver import run_scenario
-from loadtest.scenario import load_scenario
+from loadtest.scenario import LIST_KEYS, Expect, Op, load_scenario
 
 pytestmark = pytest.mark.anyio
 
@@ -131,3 +133,102 @@ def test_a_regex_that_is_invalid_is_refused_at_load_naming_file_and_key(tmp_path
     )
     with pytest.raises(UsageError, match=r"s\.toml: ops\[0\]\.expect\.regex: invalid regular expression"):
         load_scenario(path)
+
+
+# -- item 17: every result can carry an expectation ------------------------------------------------
+
+LISTINGS = """
+[[ops]]
+name = "tools-named"
+method = "tools/list"
+expect = { tools = ["echo", "blob"] }
+
+[[ops]]
+name = "tools-counted"
+method = "tools/list"
+expect = { min_items = 1 }
+
+[[ops]]
+name = "tools-json"
+method = "tools/list"
+expect = { json = { tools = [{ name = "echo" }] } }
+
+[[ops]]
+name = "prompts"
+method = "prompts/list"
+expect = { prompts = ["greet"], min_items = 1, max_items = 1 }
+
+[[ops]]
+name = "tools-consistent"
+method = "tools/list"
+expect = { consistent = true }
+"""
+
+
+async def test_listing_expectations_pass_on_the_reference_server(tmp_path: Path) -> None:
+    stats = await run_ops(tmp_path, "", LISTINGS, calls=40)
+    assert set(stats) == {"tools-named", "tools-counted", "tools-json", "prompts", "tools-consistent"}
+    for name, op in stats.items():
+        assert op["count"] > 0, name
+        assert outcome(op) == (op["count"], {}, {}), name
+
+
+async def test_an_empty_listing_fails_its_expectations_as_corrupt(tmp_path: Path) -> None:
+    # A server with no tools at all answers tools/list with []: the right shape, the wrong
+    # content, so `corrupt` (malformed is for a wrong shape). Before, json on tools/list was
+    # refused and nothing else could be said, so this server passed with 0 silent failures.
+    ops = LISTINGS.replace("expect = { consistent = true }", "expect = { consistent = true, min_items = 1 }")
+    stats = await run_ops(tmp_path, small_target("empty"), ops, calls=40)
+    for name, op in stats.items():
+        assert op["count"] > 0, name
+        assert outcome(op) == (0, {}, {"corrupt": op["count"]}), name
+    example = stats["tools-named"]["silent_examples"]["corrupt"][0]
+    assert "tools/list lacks 'echo', 'blob' (0 listed)" in json.dumps(example)
+
+
+async def test_resources_list_with_a_count_on_the_reference_server(tmp_path: Path) -> None:
+    # The reference server's resources are all templates: its resources list is empty.
+    ops = '[[ops]]\nname = "resources"\nmethod = "resources/list"\nexpect = { max_items = 0 }\n'
+    stats = await run_ops(tmp_path, "", ops, calls=5)
+    assert outcome(stats["resources"]) == (5, {}, {})
+
+
+@pytest.mark.parametrize("method", ["tools/list", "prompts/list", "resources/list"])
+def test_a_listing_without_its_list_is_malformed(method: str) -> None:
+    op = Op(method, method, expect=Expect(min_items=0))
+    verdict = Checker(op).check(Outcome(method, 1, 0, 1, result={"items": []}), None, "n", 1)
+    assert verdict.silent == "malformed"
+    ok = Checker(op).check(Outcome(method, 1, 0, 1, result={LIST_KEYS[method]: []}), None, "n", 1)
+    assert ok.ok
+
+
+@pytest.mark.parametrize(
+    ("expect", "message"),
+    [
+        (
+            'method = "tools/list"\nexpect = { text = "x" }',
+            "ops[0].expect.text: tools/list answers carry no text to check; use json (a subset of the "
+            "result), min_items, max_items or tools or consistent",
+        ),
+        (
+            'method = "tools/list"\nexpect = { prompts = ["a"] }',
+            "ops[0].expect.prompts: tools/list lists tools",
+        ),
+        (
+            'tool = "echo"\nexpect = { min_items = 1 }',
+            "ops[0].expect.min_items: applies to listings (tools/list, prompts/list, resources/list), "
+            "not to tools/call",
+        ),
+        ('method = "tools/list"\nexpect = { tools = "echo" }', "ops[0].expect.tools: expected an array"),
+        (
+            'method = "prompts/list"\nexpect = { min_items = 2, max_items = 1 }',
+            "ops[0].expect.max_items: 1 is below min_items = 2",
+        ),
+    ],
+)
+def test_listing_expectations_are_checked_at_load(tmp_path: Path, expect: str, message: str) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(f"[[ops]]\n{expect}\n", encoding="utf-8")
+    with pytest.raises(UsageError) as info:
+        load_scenario(path)
+    assert f"s.toml: {message}" in str(info.value)

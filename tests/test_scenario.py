@@ -94,7 +94,7 @@ ERRORS = [
     ),
     pytest.param(
         '[[ops]]\nmethod = "ping"\n[[ops]]\nmethod = "ping"\nname = "p2"\n[[ops]]\nmethod = "tools/cal"\n',
-        "ops[2].method: expected one of tools/call, resources/read, prompts/get, tools/list, ping, "
+        "ops[2].method: expected one of tools/call, resources/read, prompts/get, tools/list, prompts/list, resources/list, ping, "
         "got 'tools/cal' (did you mean 'tools/call'?)",
         id="bad-method",
     ),

@@ -12,9 +12,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from loadtest.protocol.session import Outcome
 from loadtest.run.payload import check_blob
-from loadtest.scenario import Op
+from loadtest.scenario import LIST_KEYS, Op
 
 #: Nonces look like ``nonce-<run token>-<n>``; finding someone else's in an answer proves misrouting.
 NONCE_RE = re.compile(r"nonce-[0-9a-f]{6}-[0-9]+")
@@ -73,7 +75,7 @@ class Checker:
                 detail=f"{outcome.progress} of {op.expect_progress} progress notifications arrived",
             )
         if text is None:
-            return OK
+            return self._result_expectation(result, nonce, seed)
         verdict = self._expectation(text, result, params, nonce, seed)
         if (
             verdict is OK
@@ -133,6 +135,60 @@ class Checker:
             return OK if text == self._reference else _mismatch(text, self._reference, nonce, self._foreign)
         return OK
 
+    def _result_expectation(self, result: dict[str, Any], nonce: str, seed: int) -> Verdict:
+        """The checks of an answer without text: a listing, ``ping``.
+
+        An empty or short listing, or one without a promised name, is ``corrupt``: the answer
+        has the right shape (a malformed one was caught before) but the wrong content.
+        """
+        op = self.op
+        expect = op.expect
+        if expect.json is not None:
+            where = _subset_mismatch(op.expected_json(nonce, seed), result, "result")
+            if where is not None:
+                return Verdict(silent="corrupt", detail=where)
+        list_key = LIST_KEYS.get(op.method)
+        if list_key is not None:
+            items: list[Any] = result[list_key]
+            names = op.expected_names(nonce, seed)
+            if names:
+                present = _listed_names(items)
+                missing = [name for name in names if name not in present]
+                if missing:
+                    return Verdict(
+                        silent="corrupt",
+                        detail=f"{op.method} lacks {', '.join(map(repr, missing))} ({len(items)} listed)",
+                    )
+            if expect.min_items is not None and len(items) < expect.min_items:
+                return Verdict(
+                    silent="corrupt",
+                    detail=f"{op.method}: {len(items)} {list_key}, expected at least {expect.min_items}",
+                )
+            if expect.max_items is not None and len(items) > expect.max_items:
+                return Verdict(
+                    silent="corrupt",
+                    detail=f"{op.method}: {len(items)} {list_key}, expected at most {expect.max_items}",
+                )
+        if expect.consistent:
+            canonical = orjson.dumps(result, option=orjson.OPT_SORT_KEYS).decode()
+            if self._reference is None:
+                self._reference = canonical
+            elif canonical != self._reference:
+                return Verdict(
+                    silent="corrupt",
+                    detail=f"got {_short(canonical)}, first answer {_short(self._reference)}",
+                )
+        return OK
+
+
+def _listed_names(items: list[Any]) -> set[str]:
+    """The names in a listing; a resource counts by its name and by its URI."""
+    names: set[str] = set()
+    for item in items:
+        if isinstance(item, dict):
+            names.update(value for key in ("name", "uri") if isinstance(value := item.get(key), str))
+    return names
+
 
 def _text_of(method: str, result: dict[str, Any]) -> tuple[str | None, str]:
     """The text an answer carries, or a description of why its shape is wrong."""
@@ -143,8 +199,9 @@ def _text_of(method: str, result: dict[str, Any]) -> tuple[str | None, str]:
             return "".join(c.get("text", "") for c in result["contents"]), ""
         if method == "prompts/get":
             return "".join(m["content"].get("text", "") for m in result["messages"]), ""
-        if method == "tools/list" and not isinstance(result.get("tools"), list):
-            return None, "tools/list result has no 'tools' list"
+        list_key = LIST_KEYS.get(method)
+        if list_key is not None and not isinstance(result.get(list_key), list):
+            return None, f"{method} result has no {list_key!r} list"
     except (KeyError, TypeError, AttributeError) as exc:
         return None, f"{method} result lacks {exc!s}: {_short(str(result))}"
     return None, ""

@@ -12,23 +12,22 @@ from loadtest.scenario.fields import BUNDLED_DEFAULT, FROM_COMMAND_LINE
 from loadtest.scenario.load import load_scenario
 from loadtest.scenario.model import (
     COMMAND_TRANSPORT,
-    METHODS,
     REDACTED,
     TRANSPORTS,
-    Expect,
     Health,
-    Op,
     Scenario,
     Soak,
     Stage,
     Target,
     Workload,
 )
+from loadtest.scenario.op import LIST_KEYS, METHODS, Expect, Op
 
 __all__ = [
     "BUNDLED_DEFAULT",
     "COMMAND_TRANSPORT",
     "FROM_COMMAND_LINE",
+    "LIST_KEYS",
     "METHODS",
     "REDACTED",
     "TRANSPORTS",

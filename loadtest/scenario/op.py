@@ -16,16 +16,33 @@ from loadtest.scenario.templates import (
     seed_as_int,
 )
 
-__all__ = ["EXPECT_KINDS", "METHODS", "Expect", "Op"]
+__all__ = ["EXPECT_KINDS", "LIST_KEYS", "METHODS", "TEXT_METHODS", "Expect", "Op"]
 
-METHODS: tuple[str, ...] = ("tools/call", "resources/read", "prompts/get", "tools/list", "ping")
+METHODS: tuple[str, ...] = (
+    "tools/call",
+    "resources/read",
+    "prompts/get",
+    "tools/list",
+    "prompts/list",
+    "resources/list",
+    "ping",
+)
+#: The methods whose answers carry text (content, contents, messages) to check.
+TEXT_METHODS = ("tools/call", "resources/read", "prompts/get")
+#: The list each listing method answers with: also its expectation key for names present.
+LIST_KEYS = {"tools/list": "tools", "prompts/list": "prompts", "resources/list": "resources"}
 #: The content checks of an expectation; at most one is set.
 EXPECT_KINDS = ("text", "regex", "length", "sha256", "json", "blob", "consistent")
 
 
 @dataclass(frozen=True, slots=True)
 class Expect:
-    """What a right answer looks like. At most one of the content checks is set."""
+    """What a right answer looks like. At most one of the content checks is set.
+
+    A listing (``tools/list``, ``prompts/list``, ``resources/list``) may also say how many
+    items its list has (``min_items``, ``max_items``) and which names must be in it
+    (``names``, given in the scenario as ``tools``, ``prompts`` or ``resources``).
+    """
 
     text: str | None = None
     regex: re.Pattern[str] | None = None
@@ -35,6 +52,10 @@ class Expect:
     blob: bool = False
     consistent: bool = False
     is_error: bool = False
+    min_items: int | None = None
+    max_items: int | None = None
+    #: Names (or, for resources, names or URIs) that must be in the listing.
+    names: tuple[str, ...] | None = None
 
     @property
     def kind(self) -> str | None:
@@ -53,6 +74,13 @@ class Expect:
         elif kind is not None:
             out[kind] = getattr(self, kind)
         out["is_error"] = self.is_error
+        # Only when set: the hash of every scenario without them stays what it was.
+        if self.min_items is not None:
+            out["min_items"] = self.min_items
+        if self.max_items is not None:
+            out["max_items"] = self.max_items
+        if self.names is not None:
+            out["names"] = list(self.names)
         return out
 
 
@@ -83,6 +111,7 @@ class Op:
     _expected_text: Render | None = field(init=False, repr=False, compare=False)
     _expected_regex: Render | None = field(init=False, repr=False, compare=False)
     _expected_json: Render | None = field(init=False, repr=False, compare=False)
+    _expected_names: Render | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_render", self._compile_params())
@@ -100,6 +129,10 @@ class Op:
             # An exact "{seed}" matches the number or its text: a server may echo either.
             json = compile_value(expect.json, exact_seed=SeedValue) or constant(expect.json)
         object.__setattr__(self, "_expected_json", json)
+        names: Render | None = None
+        if expect.names is not None:
+            names = compile_value(list(expect.names)) or constant(list(expect.names))
+        object.__setattr__(self, "_expected_names", names)
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # The compiled renderers are closures, which do not pickle; a copy (say, for a
@@ -178,6 +211,13 @@ class Op:
         if self._expected_json is None:
             return None
         return self._expected_json(nonce, seed)
+
+    def expected_names(self, nonce: str, seed: int) -> list[str] | None:
+        """The names a listing must hold, placeholders filled in, or None."""
+        if self._expected_names is None:
+            return None
+        names: list[str] = self._expected_names(nonce, seed)
+        return names
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "method": self.method}

@@ -17,7 +17,7 @@ from loadtest.scenario.fields import (
     _string,
     _table,
 )
-from loadtest.scenario.op import EXPECT_KINDS, METHODS, Expect, Op
+from loadtest.scenario.op import EXPECT_KINDS, LIST_KEYS, METHODS, TEXT_METHODS, Expect, Op
 
 _BLOB_URI = re.compile(r"blob://\d+(?:/\d+)?")
 _SAMPLE_NONCE = "nonce-000000-0000000000"
@@ -35,13 +35,18 @@ _OP_KEYS = (
     "expect",
     "check_foreign_nonces",
 )
-_EXPECT_KEYS = (*EXPECT_KINDS, "is_error")
+_LIST_CHECKS = ("min_items", "max_items", *LIST_KEYS.values())
+_EXPECT_KEYS = (*EXPECT_KINDS, "is_error", *_LIST_CHECKS)
+#: What every answer can be checked for; text checks need an answer that carries text.
+_ANY_RESULT = ("json", "consistent")
 #: Which of tool/uri/prompt/arguments each method takes (and requires, for the first three).
 _METHOD_FIELDS: dict[str, tuple[str, ...]] = {
     "tools/call": ("tool", "arguments", "progress", "expect_progress"),
     "resources/read": ("uri",),
     "prompts/get": ("prompt", "arguments"),
     "tools/list": (),
+    "prompts/list": (),
+    "resources/list": (),
     "ping": (),
 }
 _METHOD_REQUIRES = {"tools/call": "tool", "resources/read": "uri", "prompts/get": "prompt"}
@@ -145,8 +150,13 @@ def _expect(
             f"{where}.{kinds[1]}",
             f"give at most one of {', '.join(EXPECT_KINDS)}; {kinds[0]} is already set",
         )
-    if method in ("tools/list", "ping") and kinds:
-        ctx.fail(f"{where}.{kinds[0]}", f"{method} answers carry no content to check")
+    if method not in TEXT_METHODS and kinds and kinds[0] not in _ANY_RESULT:
+        ctx.fail(
+            f"{where}.{kinds[0]}",
+            f"{method} answers carry no text to check; use json (a subset of the result)"
+            + (", min_items, max_items or " + LIST_KEYS[method] if method in LIST_KEYS else "")
+            + " or consistent",
+        )
     fields: dict[str, Any] = {}
     if "is_error" in table:
         fields["is_error"] = _bool(ctx, table["is_error"], f"{where}.is_error")
@@ -180,7 +190,36 @@ def _expect(
             fields[kind] = _bool(ctx, value, key)
     if fields.get("blob"):
         _check_blob(ctx, f"{where}.blob", method, arguments, uri)
+    fields.update(_list_checks(ctx, table, where, method))
     return Expect(**fields)
+
+
+def _list_checks(ctx: _Context, table: dict[str, Any], where: str, method: str) -> dict[str, Any]:
+    """``min_items``, ``max_items`` and the names a listing must hold."""
+    given = [key for key in _LIST_CHECKS if key in table]
+    if not given:
+        return {}
+    list_key = LIST_KEYS.get(method)
+    for key in given:
+        if list_key is None:
+            listings = ", ".join(LIST_KEYS)
+            ctx.fail(f"{where}.{key}", f"applies to listings ({listings}), not to {method}")
+        if key in LIST_KEYS.values() and key != list_key:
+            ctx.fail(f"{where}.{key}", f"{method} lists {list_key}; expected {list_key} = [...]")
+    fields: dict[str, Any] = {}
+    for key in ("min_items", "max_items"):
+        if key in table:
+            fields[key] = _int(ctx, table[key], f"{where}.{key}")
+    if fields.get("min_items", 0) > fields.get("max_items", fields.get("min_items", 0)):
+        ctx.fail(f"{where}.max_items", f"{fields['max_items']} is below min_items = {fields['min_items']}")
+    assert list_key is not None
+    if list_key in table:
+        key = f"{where}.{list_key}"
+        raw = table[list_key]
+        if not isinstance(raw, list):
+            ctx.fail(key, f'expected an array of names like ["echo", "add"], got {_got(raw)}')
+        fields["names"] = tuple(_string(ctx, name, f"{key}[{i}]") for i, name in enumerate(raw))
+    return fields
 
 
 def _check_blob(
