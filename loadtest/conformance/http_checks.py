@@ -27,7 +27,15 @@ from loadtest.conformance.model import (
     CheckSpec,
     Status,
 )
-from loadtest.conformance.probe import ACCEPT_BOTH, Prober, Reply, initialize_params, rpc
+from loadtest.conformance.probe import (
+    ACCEPT_BOTH,
+    Prober,
+    Reply,
+    initialize_params,
+    not_mcp,
+    rpc,
+    speaks_jsonrpc,
+)
 from loadtest.core.errors import TargetError
 from loadtest.protocol.transports.http import new_client_session
 
@@ -355,6 +363,11 @@ async def _resolve_endpoint(prober: Prober, url: str) -> tuple[str, CheckResult,
         session = await target.open()
     if session.reply.status is None:
         raise TargetError(f"cannot reach the Streamable HTTP endpoint {url}: {session.reply.error}")
+    reply = session.reply
+    if not reply.is_sse and not speaks_jsonrpc(reply):
+        # A web page, a 404 or a proxy's error page: no check would say anything about MCP,
+        # so this is a run that could not be carried out (exit 3), not a list of failures.
+        raise TargetError(not_mcp(url, "POST initialize", reply.status, reply.content_type, reply.body))
     path = urlsplit(url).path or "/"
     observed = f"POST {path} -> " + (" -> ".join(hops) if hops else "no redirect")
     details = {"url": url, "resolved": target.url, "exchanges": session.exchanges[:1]}
