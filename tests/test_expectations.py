@@ -7,6 +7,7 @@ installed ``mcp``) and the bundled reference server, reached over stdio by the r
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -232,3 +233,65 @@ def test_listing_expectations_are_checked_at_load(tmp_path: Path, expect: str, m
     with pytest.raises(UsageError) as info:
         load_scenario(path)
     assert f"s.toml: {message}" in str(info.value)
+
+
+async def test_listings_through_the_installed_sdk_client(tmp_path: Path) -> None:
+    # The SDK-client mode makes prompts/list and resources/list calls with the SDK's own
+    # list_prompts / list_resources; the tester checks their answers the same way.
+    from loadtest.run.clients.config import resolve_client
+    from loadtest.run.execute import execute
+
+    path = tmp_path / "s.toml"
+    path.write_text(
+        'transports = ["stdio"]\n[workload]\nsessions = 1\nrequests = 12\nwarmup = "0s"\n'
+        + LISTINGS
+        + '\n[[ops]]\nname = "resources"\nmethod = "resources/list"\nexpect = { max_items = 0 }\n',
+        encoding="utf-8",
+    )
+    result = await execute(load_scenario(path), tmp_path, client=resolve_client("sdk"))
+    assert result.failure is None, result.failure
+    ops = result.document["transports"]["stdio"]["ops"]
+    assert sum(op["count"] for op in ops.values()) == 12
+    for name, op in ops.items():
+        assert outcome(op) == (op["count"], {}, {}), name
+
+
+OWN, OTHER = "nonce-abc123-0000000001", "nonce-abc123-0000000002"
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "^hello {nonce}$",
+        "{nonce}",
+        "{nonce} .* {nonce}",
+        "seed={seed}0",
+        "(a)\\1 {nonce}",
+        "[{nonce}]",
+        "HELLO {NONCE}",
+        "x{seed}|{nonce}$",
+        "(?i)hello {nonce}",
+        "\\{nonce}",
+    ],
+)
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"hello {OWN}",
+        f"hello {OTHER}",
+        f"{OTHER} and {OWN}",
+        f"{OWN} x {OWN}",
+        f"{OWN} x {OTHER}",
+        "seed=70",
+        "seed=7",
+        f"aa {OWN}",
+        f"HELLO {OWN.upper()}",
+        "",
+    ],
+)
+def test_a_regex_with_placeholders_matches_exactly_as_the_filled_in_pattern(pattern: str, text: str) -> None:
+    # The per-request match avoids a compile per request; its verdict must be the exact one.
+    from loadtest.scenario.templates import RegexTemplate
+
+    template = RegexTemplate(re.compile(pattern))
+    assert template.search(text, OWN, 7) == (template.exact(OWN, 7).search(text) is not None)

@@ -640,6 +640,54 @@ def test_ops_pickle_and_render_the_same_after(path: Path) -> None:
         )
 
 
+def test_ops_with_every_newer_key_pickle_and_render_the_same_after(tmp_path: Path) -> None:
+    text = """
+[[ops]]
+name = "echo"
+tool = "echo"
+arguments = { text = "{nonce} {seed}" }
+check_foreign_nonces = false
+expect = { regex = '^{nonce} {seed}$' }
+
+[[ops]]
+name = "pair"
+tool = "pair"
+arguments = { nonce = "{nonce}", seed = "{seed}" }
+expect = { json = { structuredContent = { nonce = "{nonce}", seed = "{seed}" } } }
+
+[[ops]]
+method = "tools/list"
+expect = { tools = ["echo"], min_items = 1, max_items = 9 }
+"""
+    nonce = "nonce-abc123-0000000001"
+    for op in load_scenario(write(tmp_path, text)).ops:
+        copy = pickle.loads(pickle.dumps(op))
+        assert copy.to_dict() == op.to_dict()
+        assert copy.checks_foreign_nonces == op.checks_foreign_nonces
+        for method in ("render", "expected_regex", "expected_json", "expected_names"):
+            assert repr(getattr(copy, method)(nonce, 7)) == repr(getattr(op, method)(nonce, 7)), method
+    echo, pair, listing = load_scenario(tmp_path / "x.toml").ops
+    assert echo.expected_regex(nonce, 7).fullmatch(f"{nonce} 7")  # type: ignore[union-attr]
+    assert not echo.expected_regex(nonce, 7).fullmatch("nonce-abc123-0000000002 7")  # type: ignore[union-attr]
+    # An exact "{seed}" in json matches the number or its text.
+    assert pair.expected_json(nonce, 7)["structuredContent"]["seed"] == 7
+    assert pair.expected_json(nonce, 7)["structuredContent"]["seed"] == "7"
+    assert pair.expected_json(nonce, 7)["structuredContent"]["seed"] != 8
+    assert (echo.checks_foreign_nonces, pair.checks_foreign_nonces, listing.checks_foreign_nonces) == (
+        False,
+        True,
+        False,
+    )
+    # Keys given only when set: a scenario without them keeps its hash.
+    assert "check_foreign_nonces" not in pair.to_dict()
+    assert listing.to_dict()["expect"] == {
+        "is_error": False,
+        "min_items": 1,
+        "max_items": 9,
+        "names": ["echo"],
+    }
+
+
 def test_no_scenario_module_is_over_400_lines() -> None:
     package = Path(__file__).resolve().parent.parent / "loadtest" / "scenario"
     sizes = {p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in package.glob("*.py")}

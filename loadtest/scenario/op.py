@@ -8,6 +8,7 @@ from typing import Any
 
 from loadtest.scenario.templates import (
     ExactSeed,
+    RegexTemplate,
     Render,
     SeedValue,
     compile_str,
@@ -109,7 +110,7 @@ class Op:
     check_foreign_nonces: bool | None = None
     _render: Render = field(init=False, repr=False, compare=False)
     _expected_text: Render | None = field(init=False, repr=False, compare=False)
-    _expected_regex: Render | None = field(init=False, repr=False, compare=False)
+    _expected_regex: RegexTemplate | None = field(init=False, repr=False, compare=False)
     _expected_json: Render | None = field(init=False, repr=False, compare=False)
     _expected_names: Render | None = field(init=False, repr=False, compare=False)
 
@@ -120,9 +121,11 @@ class Op:
         if expect.text is not None:
             text = compile_str(expect.text) or constant(expect.text)
         object.__setattr__(self, "_expected_text", text)
-        regex: Render | None = None
-        if expect.regex is not None:
-            regex = _compile_regex(expect.regex)
+        regex: RegexTemplate | None = None
+        if expect.regex is not None and (
+            "{nonce}" in expect.regex.pattern or "{seed}" in expect.regex.pattern
+        ):
+            regex = RegexTemplate(expect.regex)
         object.__setattr__(self, "_expected_regex", regex)
         json: Render | None = None
         if expect.json is not None:
@@ -202,9 +205,14 @@ class Op:
     def expected_regex(self, nonce: str, seed: int) -> re.Pattern[str] | None:
         """``expect.regex`` with the request's nonce (escaped) and seed filled in, or None."""
         if self._expected_regex is None:
-            return None
-        pattern: re.Pattern[str] = self._expected_regex(nonce, seed)
-        return pattern
+            return self.expect.regex
+        return self._expected_regex.exact(nonce, seed)
+
+    def regex_matches(self, text: str, nonce: str, seed: int) -> bool:
+        """Whether ``expect.regex``, filled in for this request, matches somewhere in ``text``."""
+        if self._expected_regex is not None:
+            return self._expected_regex.search(text, nonce, seed)
+        return self.expect.regex is not None and self.expect.regex.search(text) is not None
 
     def expected_json(self, nonce: str, seed: int) -> Any:
         """``expect.json`` with the request's ``{nonce}``/``{seed}`` filled in, or None."""
@@ -233,18 +241,6 @@ class Op:
         if self.check_foreign_nonces is not None:
             out["check_foreign_nonces"] = self.check_foreign_nonces
         return out
-
-
-def _compile_regex(regex: re.Pattern[str]) -> Render:
-    """The expected pattern per request: compiled once if it has no placeholders."""
-    pattern, flags = regex.pattern, regex.flags
-    if "{nonce}" not in pattern and "{seed}" not in pattern:
-        return constant(regex)
-    # The nonce is escaped so that it matches itself only; a pattern per request costs one
-    # compile (re's own cache cannot help: every nonce is new).
-    return lambda nonce, seed: re.compile(
-        pattern.replace("{nonce}", re.escape(nonce)).replace("{seed}", str(seed)), flags
-    )
 
 
 def _has_nonce(value: Any) -> bool:
