@@ -28,7 +28,7 @@ from loadtest.core.process import launch, wait_for_port
 from loadtest.measure.metrics import Recorder
 from loadtest.run.driver import run_scenario
 from loadtest.run.targets.reference import DEFAULT_PATH, free_port, reference_command
-from loadtest.scenario.model import load_scenario
+from loadtest.scenario import load_scenario
 
 #: The mix: every kind of call; weights make ~0.02% of calls 24 MB blobs and ~0.8% 1 MB ones.
 OPS = """

@@ -290,7 +290,7 @@ async def null_server() -> AsyncIterator[Server]:
 
 
 def scenario_for(variant: str, server: Server, workload: str, ops: str) -> Any:
-    from loadtest.scenario.model import load_scenario
+    from loadtest.scenario import load_scenario
 
     transport, _ = VARIANTS[variant]
     if server.url is not None:

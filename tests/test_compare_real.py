@@ -9,7 +9,7 @@ import pytest
 from loadtest.analysis.compare.model import load_side
 from loadtest.analysis.compare.verdicts import REGRESSED, compare_sides
 from loadtest.run.execute import execute
-from loadtest.scenario.model import load_scenario
+from loadtest.scenario import load_scenario
 
 pytestmark = pytest.mark.anyio
 

@@ -27,7 +27,7 @@ from loadtest.protocol.transports import connect
 from loadtest.protocol.transports.http import new_client_session
 from loadtest.run.execute import execute
 from loadtest.run.targets.reference import REFERENCE_SERVER, free_port, reference_command, start_target
-from loadtest.scenario.model import load_scenario
+from loadtest.scenario import load_scenario
 from loadtest.scenario.thresholds import parse_threshold
 
 MB = 2**20

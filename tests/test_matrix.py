@@ -14,7 +14,7 @@ import pytest
 from loadtest.analysis.compare.model import load_side
 from loadtest.analysis.compare.verdicts import compare_sides
 from loadtest.run.matrix import MATRIX_FILE, check_differences, interleaved, run_matrix, side_by_side
-from loadtest.scenario.model import Scenario, load_scenario
+from loadtest.scenario import Scenario, load_scenario
 from tests.test_envs import OLD_SDK
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(600)]

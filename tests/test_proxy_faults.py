@@ -23,7 +23,7 @@ from loadtest.measure.metrics import Recorder
 from loadtest.proxy import FAULT_KINDS, expected_totals, read_log
 from loadtest.run.driver import run_scenario
 from loadtest.run.targets.reference import DEFAULT_PATH, free_port, reference_command
-from loadtest.scenario.model import load_scenario
+from loadtest.scenario import load_scenario
 
 pytestmark = pytest.mark.anyio
 

@@ -26,7 +26,7 @@ from loadtest.present.terminal import Style, render_summary
 from loadtest.run.clients.config import BUILTIN, ClientConfig, resolve_client, sdk_client_from_env
 from loadtest.run.execute import RunOutcome, execute
 from loadtest.run.matrix import MATRIX_FILE, run_matrix, side_by_side
-from loadtest.scenario.model import Scenario, load_scenario
+from loadtest.scenario import Scenario, load_scenario
 from tests.test_envs import OLD_SDK
 from tests.test_matrix import NEW_SDK
 

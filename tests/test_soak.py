@@ -26,7 +26,7 @@ from hdrh.log import HistogramLogReader
 
 from loadtest.measure.metrics import Recorder
 from loadtest.run.driver import Progress, run_scenario
-from loadtest.scenario.model import load_scenario
+from loadtest.scenario import load_scenario
 
 CLI = [sys.executable, "-m", "loadtest"]
 PACKAGE = str(Path(__file__).resolve().parent.parent / "loadtest")

@@ -21,7 +21,7 @@ from loadtest.core.errors import UsageError
 from loadtest.protocol.session import Session, number_sessions
 from loadtest.run.execute import execute
 from loadtest.run.workers import check_workers, share_scenario, split
-from loadtest.scenario.model import Scenario, load_scenario
+from loadtest.scenario import Scenario, load_scenario
 
 CLI = [sys.executable, "-m", "loadtest"]
 

@@ -41,7 +41,7 @@ from loadtest.run.execute import execute, watch_signals
 from loadtest.run.matrix import DEFAULT_REPEAT, check_differences, run_matrix, side_by_side, side_title
 from loadtest.run.targets.reference import reference_command
 from loadtest.run.workers import MAX_WORKERS, check_workers
-from loadtest.scenario.model import Scenario, load_scenario
+from loadtest.scenario import Scenario, load_scenario
 
 EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE, EXIT_RUN_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 

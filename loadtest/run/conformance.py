@@ -18,7 +18,7 @@ from loadtest.conformance.model import CheckResult
 from loadtest.conformance.sse_checks import run_sse_checks
 from loadtest.conformance.stdio_checks import run_stdio_checks
 from loadtest.run.targets.reference import free_port, reference_command, start_target
-from loadtest.scenario.model import Scenario
+from loadtest.scenario import Scenario
 
 
 async def check_target(

@@ -35,7 +35,7 @@ from loadtest.run.clients.config import (
 from loadtest.run.conformance import run_checks
 from loadtest.run.driver import Progress, RunControl
 from loadtest.run.execute import RunOutcome, execute
-from loadtest.scenario.model import Scenario
+from loadtest.scenario import Scenario
 
 MATRIX_FILE = "matrix.json"
 MATRIX_SCHEMA = "mcp-loadtest/run/matrix/1"
