@@ -326,6 +326,7 @@ def test_summary_is_json_and_contract_shaped() -> None:
         "generator",
         "client",
         "measured_s",
+        "server_info",
     ]
     op = t["ops"]["ping"]
     for key in (
