@@ -49,21 +49,15 @@ MIGRATIONS: dict[int, Migration] = {}
 _SCHEMA_RE = re.compile(rf"^{re.escape(SCHEMA_PREFIX)}([1-9][0-9]*)$")
 
 
-class SdkInfo(TypedDict):
-    """An SDK: ``{"name": "mcp", "version": "1.23.1"}``, or ``"unknown"`` as the version."""
-
-    name: str
-    version: str
-
-
 class Target(TypedDict, total=False):
     """``meta.target``: what was measured."""
 
     kind: str  # "reference" | "command" | "url"
     command: str
-    url: str | None
-    #: The server's SDK, when known (see :mod:`loadtest.run.execute`); "unknown" otherwise.
-    sdk: SdkInfo | None
+    url: str | dict[str, str] | None
+    #: The server's SDK (``{"name": "mcp", "version": "1.23.1"}``, a matrix environment adds
+    #: ``spec`` and ``freeze``) when known; ``None`` when not (``sdk_source`` is "unknown").
+    sdk: dict[str, Any] | None
     #: Where ``sdk`` comes from: "reference", "environment", "server_info" or "unknown".
     sdk_source: str
     #: The ``serverInfo`` the server gave in its ``initialize`` result (first transport seen).
@@ -228,7 +222,6 @@ __all__ = [
     "Migration",
     "OpSummary",
     "RunDocument",
-    "SdkInfo",
     "Server",
     "Sessions",
     "SetupLatency",
