@@ -48,6 +48,7 @@ class OpStats:
     """
 
     __slots__ = (
+        "_logged_examples",
         "_record_corrected",
         "_record_uncorrected",
         "bytes_in",
@@ -91,6 +92,8 @@ class OpStats:
         #: The first few loud errors of each kind: their message is often the whole story (an
         #: SDK client's exception, say).
         self.error_examples: dict[str, list[dict[str, Any]]] = {}
+        # Examples kept when :meth:`log_entry` last wrote them (-1: write them next time).
+        self._logged_examples = 0
 
     def record(
         self,
@@ -200,6 +203,32 @@ class OpStats:
         self.silent.clear()
         self.examples.clear()
         self.error_examples.clear()
+        # The log must learn that the examples it holds are gone (end of warm-up).
+        self._logged_examples = -1
+
+    def log_entry(self) -> list[Any]:
+        """This op's entry in a health-log sample, from which a killed run is rebuilt.
+
+        ``[count, ok, errors, silent, bytes_in, bytes_out, out_of_range]``, plus
+        ``silent_examples, error_examples`` when the kept examples changed since the last
+        entry: at most a few times per kind, so a day-long soak's log does not repeat them
+        every second. Each call is meant to be written (it advances that mark).
+        """
+        entry: list[Any] = [
+            self.count,
+            self.ok,
+            dict(self.errors),
+            dict(self.silent),
+            self.bytes_in,
+            self.bytes_out,
+            self.out_of_range,
+        ]
+        kept = sum(map(len, self.examples.values())) + sum(map(len, self.error_examples.values()))
+        if kept != self._logged_examples:
+            self._logged_examples = kept
+            entry.append({kind: list(v) for kind, v in self.examples.items()})
+            entry.append({kind: list(v) for kind, v in self.error_examples.items()})
+        return entry
 
     def summarize(self, measured_s: float) -> OpSummary:
         """This op's entry of ``transports.<t>.ops`` in run.json, pending interval included."""

@@ -234,6 +234,7 @@ class Generator(TypedDict, total=False):
     rss_start_bytes: int
     rss_peak_bytes: int
     rss_end_bytes: int
+    rss_samples: list[list[Any]]
 
 
 class Client(TypedDict, total=False):
@@ -252,6 +253,11 @@ class Server(TypedDict, total=False):
     cpu_s: float | None
     fds_peak: int | None
     threads_peak: int | None
+    processes_peak: int | None
+    #: ``[t, rss, cpu, fds, threads]`` rows, with the open sessions and segment of each.
+    samples: list[list[Any]]
+    sample_sessions: list[Any]
+    sample_segments: list[Any]
     health: dict[str, Any]
 
 

@@ -418,7 +418,7 @@ class _TransportRun:
         self.health.measuring()
 
     def _counters(self) -> dict[str, list[Any]]:
-        return {stats.name: [stats.count, stats.ok, stats.errors, stats.silent] for stats in self.stats}
+        return {stats.name: stats.log_entry() for stats in self.stats}
 
     # -- the target's health ----------------------------------------------------------------
 
