@@ -52,6 +52,7 @@ from hdrh.histogram import HdrHistogram
 import loadtest
 from loadtest.core.aio import task_group
 from loadtest.core.errors import LoadtestError, TargetError, UsageError
+from loadtest.core.names import LAG_RANGE
 from loadtest.core.process import TargetProcess, launch
 from loadtest.measure.metrics import Recorder
 from loadtest.protocol.session import number_sessions
@@ -83,7 +84,6 @@ SEND_TIMEOUT_S = 5.0
 JOB_TIMEOUT_S = 60.0
 _MAX_LINE = 256 << 20
 # The lag histogram of the driver: 1 µs .. 60 s, 2 digits.
-_LAG_RANGE = (1, 60_000_000, 2)
 
 
 @dataclass(frozen=True)
@@ -411,7 +411,7 @@ class _Parent:
             recorder.finish_transport(transport, max(ends) if ends else time.perf_counter_ns())
             self.transport_finished = True
         errors: list[str] = []
-        lag = HdrHistogram(*_LAG_RANGE)
+        lag = HdrHistogram(*LAG_RANGE)
         per_worker: list[dict[str, Any]] = []
         cpu_s = parent_cpu_s
         busy_max = 0.0

@@ -27,6 +27,7 @@ from typing import Any, Literal, NoReturn
 from urllib.parse import urlsplit
 
 from loadtest.core.errors import UsageError
+from loadtest.core.names import REDACTED
 from loadtest.core.units import parse_duration, parse_rate
 from loadtest.scenario.thresholds import Threshold, parse_threshold
 
@@ -55,7 +56,6 @@ METHODS: tuple[str, ...] = ("tools/call", "resources/read", "prompts/get", "tool
 COMMAND_TRANSPORT = {"stdio": "stdio", "sse": "sse", "http": "streamable-http"}
 BUNDLED_DEFAULT = "<bundled default>"
 FROM_COMMAND_LINE = "(from the command line)"
-REDACTED = "<redacted>"
 
 _EXPECT_KINDS = ("text", "regex", "length", "sha256", "json", "blob", "consistent")
 _COMMAND_PLACEHOLDERS = ("transport", "port", "python")
