@@ -135,13 +135,17 @@ class OpStats:
         if error is not None:
             self.errors[error] = self.errors.get(error, 0) + 1
             if example is not None:
-                kept = self.error_examples.setdefault(error, [])
-                if len(kept) < MAX_EXAMPLES:
-                    kept.append(_jsonable(example))
+                self.add_error_example(error, example)
         if silent is not None:
             self.silent[silent] = self.silent.get(silent, 0) + 1
             if example is not None:
                 self.add_example(silent, example)
+
+    def add_error_example(self, kind: str, example: Mapping[str, Any]) -> None:
+        """Keep ``example`` of a loud error if fewer than :data:`MAX_EXAMPLES` of ``kind`` are kept."""
+        kept = self.error_examples.setdefault(kind, [])
+        if len(kept) < MAX_EXAMPLES:
+            kept.append(_jsonable(example))
 
     def add_example(self, kind: str, example: Mapping[str, Any]) -> None:
         """Keep ``example`` if fewer than :data:`MAX_EXAMPLES` of ``kind`` are kept."""

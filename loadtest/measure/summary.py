@@ -14,7 +14,7 @@ TypedDict names the known keys for mypy and costs no conversion.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict, cast
 
@@ -261,6 +261,36 @@ class Server(TypedDict, total=False):
     health: dict[str, Any]
 
 
+def merge_clients(parts: Sequence[Mapping[str, Any]]) -> Client:
+    """One ``client`` section from those of several generator processes.
+
+    CPU and calls add up; the per-call CPU is recomputed from the sums (an average of
+    averages would weigh a worker that made few calls like one that made many); flags hold
+    if any part says so; everything else is the first part's (the same client everywhere).
+    """
+    parts = [part for part in parts if part]
+    if not parts:
+        return Client()
+    out: dict[str, Any] = dict(parts[0])
+    for key in ("cpu_s", "tester_cpu_s", "harness_cpu_s", "calls"):
+        values = [part[key] for part in parts if part.get(key) is not None]
+        if values:
+            out[key] = round(sum(values), 3) if key != "calls" else sum(values)
+    calls = out.get("calls") or 0
+    for total, per_call in (("cpu_s", "cpu_per_call_us"), ("tester_cpu_s", "tester_cpu_per_call_us")):
+        if per_call in out:
+            out[per_call] = (
+                round(out[total] / calls * 1e6, 1) if calls and out.get(total) is not None else None
+            )
+    for key in ("rss_peak_bytes", "cpu_busy"):
+        values = [part[key] for part in parts if part.get(key) is not None]
+        if values:
+            out[key] = max(values)
+    if any(part.get("saturated") for part in parts):
+        out["saturated"] = True
+    return cast(Client, out)
+
+
 @dataclass(frozen=True, slots=True)
 class TransportSection:
     """``transports.<t>``: one transport's measurement."""
@@ -339,4 +369,5 @@ __all__ = [
     "SetupLatency",
     "TransportSection",
     "latency_summary",
+    "merge_clients",
 ]
