@@ -354,8 +354,8 @@ async def test_run_intervals_ticks_until_cancelled(tmp_path: Path) -> None:
             super().__init__(out_dir, interval_s=0.01)
             self.third = anyio.Event()
 
-        def tick(self, now_ns: int | None = None) -> None:
-            super().tick(now_ns)
+        def tick(self, now_ns: int | None = None, *, transport: str | None = None) -> None:
+            super().tick(now_ns, transport=transport)
             self.ticks += 1
             if self.ticks == 3:
                 self.third.set()
