@@ -242,7 +242,7 @@ def test_a_killed_soak_leaves_logs_that_report_renders(tmp_path: Path) -> None:
     # at its last health sample (the interval log may have a second more).
     last = rows[-1]["ops"]
     table = {line.split()[1]: line.split() for line in done.stdout.splitlines() if line.startswith("http ")}
-    for op, (count, _ok, errors, silent) in last.items():
+    for op, (count, _ok, errors, silent, *_) in last.items():
         assert int(table[op][2]) >= count > 0, (op, table[op])
         assert not errors
         assert not silent

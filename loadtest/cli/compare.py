@@ -13,12 +13,12 @@ from pathlib import Path
 
 import click
 
-from loadtest.analysis.compare.model import MATRIX_FILE, Run, Side, load_side, matrix_sides
+from loadtest.analysis.compare.model import Run, Side, load_side, matrix_sides
 from loadtest.analysis.compare.verdicts import DEFAULT_ALPHA, DEFAULT_MIN_EFFECT, Comparison, compare_sides
 from loadtest.core.errors import UsageError, friendly
+from loadtest.core.names import MATRIX_FILE, RUN_FILE
 from loadtest.present.compare_terminal import render_comparison
 from loadtest.present.terminal import Style, render_summary
-from loadtest.results.document import RUN_FILE
 from loadtest.results.recovery import PARTIAL_NOTE, can_rebuild, rebuild_run
 
 __all__ = ["compare_command", "parse_fraction", "report_command", "write_reports"]

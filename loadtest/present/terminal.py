@@ -165,13 +165,19 @@ def _under_test(meta: Mapping[str, Any]) -> str | None:
     if not isinstance(client, Mapping):
         return None
     target = meta.get("target") or {}
-    sdk = (target.get("sdk") or {}).get("version")
+    sdk = target.get("sdk") or {}
     server = {
         "reference": "the reference server",
         "command": "the server command",
         "url": str(target.get("url")),
     }.get(str(target.get("kind")), "the target")
-    server += f" on mcp {sdk}" if sdk else ""
+    if sdk.get("version"):
+        server += f" on {sdk.get('name') or 'mcp'} {sdk['version']}"
+    elif target.get("sdk_source") == "unknown":
+        # Never the tester's own mcp: say what the server said it is instead.
+        info = target.get("server_info") or {}
+        named = " ".join(str(info[k]) for k in ("name", "version") if info.get(k))
+        server += f" (SDK unknown; serverInfo: {named})" if named else " (SDK unknown; no serverInfo)"
     if client.get("kind") != "sdk":
         return f"under test: {server}; calls made by the built-in wire-level client"
     workers = client.get("workers", 1)

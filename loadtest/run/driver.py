@@ -40,6 +40,7 @@ from hdrh.histogram import HdrHistogram
 
 from loadtest.core.aio import LightTaskGroup, light_task_group, task_group
 from loadtest.core.errors import TargetError
+from loadtest.core.names import LAG_RANGE
 from loadtest.core.process import TargetProcess, signal_group
 from loadtest.core.units import format_duration
 from loadtest.measure.metrics import OpStats, Recorder
@@ -275,7 +276,7 @@ class _TransportRun:
         self.planned_s = self._planned_duration()
         self.http: aiohttp.ClientSession | None = None
         self.endpoint: Endpoint | None = None
-        self.lag = HdrHistogram(1, 60_000_000, 2)
+        self.lag = HdrHistogram(*LAG_RANGE)
         settings = scenario.health
         self.health = HealthWatch(
             transport,
@@ -418,7 +419,7 @@ class _TransportRun:
         self.health.measuring()
 
     def _counters(self) -> dict[str, list[Any]]:
-        return {stats.name: [stats.count, stats.ok, stats.errors, stats.silent] for stats in self.stats}
+        return {stats.name: stats.log_entry() for stats in self.stats}
 
     # -- the target's health ----------------------------------------------------------------
 
@@ -989,7 +990,7 @@ class _TransportRun:
             before = time.perf_counter_ns()
             await anyio.sleep(period_ns / 1e9)
             late_us = max(0, (time.perf_counter_ns() - before - period_ns) // 1000)
-            self.lag.record_value(min(late_us, 60_000_000))
+            self.lag.record_value(min(late_us, LAG_RANGE[1]))
 
 
 @dataclass

@@ -52,8 +52,10 @@ from hdrh.histogram import HdrHistogram
 import loadtest
 from loadtest.core.aio import task_group
 from loadtest.core.errors import LoadtestError, TargetError, UsageError
+from loadtest.core.names import LAG_RANGE
 from loadtest.core.process import TargetProcess, launch
 from loadtest.measure.metrics import Recorder
+from loadtest.measure.summary import merge_clients
 from loadtest.protocol.session import number_sessions
 from loadtest.run.driver import (
     GENERATOR_BUSY_LIMIT,
@@ -83,7 +85,6 @@ SEND_TIMEOUT_S = 5.0
 JOB_TIMEOUT_S = 60.0
 _MAX_LINE = 256 << 20
 # The lag histogram of the driver: 1 µs .. 60 s, 2 digits.
-_LAG_RANGE = (1, 60_000_000, 2)
 
 
 @dataclass(frozen=True)
@@ -411,7 +412,7 @@ class _Parent:
             recorder.finish_transport(transport, max(ends) if ends else time.perf_counter_ns())
             self.transport_finished = True
         errors: list[str] = []
-        lag = HdrHistogram(*_LAG_RANGE)
+        lag = HdrHistogram(*LAG_RANGE)
         per_worker: list[dict[str, Any]] = []
         cpu_s = parent_cpu_s
         busy_max = 0.0
@@ -420,6 +421,7 @@ class _Parent:
         saturated = False
         own_calls: dict[str, int] = {}
         own_recorded: dict[str, int] = {}
+        clients: list[Mapping[str, Any]] = []
         for worker in self.workers:
             if worker.error:
                 errors.append(worker.error)
@@ -435,6 +437,12 @@ class _Parent:
                 for kind, examples in kinds.items():
                     for example in examples:
                         stats.add_example(kind, example)
+            for name, kinds in done.get("error_examples", {}).items():
+                stats = recorder.op(transport, name)
+                for kind, examples in kinds.items():
+                    for example in examples:
+                        stats.add_error_example(kind, example)
+            clients.append(done.get("client") or {})
             generator = dict(done["generator"])
             encoded_lag = generator.pop("lag_hdr", None)
             if encoded_lag:
@@ -499,6 +507,7 @@ class _Parent:
             parent_cpu_s=round(parent_cpu_s, 3),
             per_worker=per_worker,
         )
+        recorder.set_client(transport, merge_clients(clients))
         if self.monitored:
             recorder.set_server(transport, self.monitor.summary())
         else:
@@ -653,13 +662,14 @@ async def _work(out: IO[bytes]) -> int:
 
 
 def _done(job: Job, recorder: Recorder, report: TransportReport) -> dict[str, Any]:
-    section = recorder.summary()[job.transport]
+    section = recorder.sections()[job.transport]
     ops = recorder.ops_of(job.transport)
     return {
         "t": "done",
         "sessions": recorder.encoded_sessions(job.transport),
-        "generator": section["generator"],
-        "server": section["server"],
+        "generator": section.generator,
+        "server": section.server,
+        "client": section.client,
         "error": report.error,
         # The worker's own totals, against which the parent checks its merge.
         "ops": {
@@ -667,6 +677,7 @@ def _done(job: Job, recorder: Recorder, report: TransportReport) -> dict[str, An
             for name, stats in ops.items()
         },
         "examples": {name: stats.examples for name, stats in ops.items() if stats.examples},
+        "error_examples": {name: stats.error_examples for name, stats in ops.items() if stats.error_examples},
     }
 
 

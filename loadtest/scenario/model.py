@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 # Op and Expect live in their own module; they are imported here for Scenario.ops and kept
 # importable from here, where they used to be.
+from loadtest.core.names import REDACTED
 from loadtest.scenario.op import EXPECT_KINDS, METHODS, Expect, Op
 from loadtest.scenario.thresholds import Threshold
 
@@ -35,7 +36,6 @@ __all__ = [
 TRANSPORTS: tuple[str, ...] = ("stdio", "sse", "http")
 #: What ``{transport}`` becomes in a target command: the names servers' ``--transport`` flags use.
 COMMAND_TRANSPORT = {"stdio": "stdio", "sse": "sse", "http": "streamable-http"}
-REDACTED = "<redacted>"
 
 DEFAULT_SESSIONS = 4
 DEFAULT_DURATION_S = 10.0

@@ -18,12 +18,11 @@ import orjson
 from loadtest.analysis.compare.intervals import read_intervals
 from loadtest.analysis.compare.stats import Bucketed
 from loadtest.core.errors import LoadtestError, UsageError
+from loadtest.core.names import MATRIX_FILE
 from loadtest.core.units import format_latency_us
 from loadtest.results.document import RUN_FILE, load_run
 
 __all__ = ["Run", "Side", "comparability_problems", "load_side", "matrix_sides"]
-
-MATRIX_FILE = "matrix.json"
 
 
 @dataclass
