@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from loadtest.core.errors import EnvBuildError, LoadtestError, UsageError
-from loadtest.envs import SdkEnv, ensure_env, specs
+from loadtest.envs import SdkEnv, ensure_env, specs, tools
 from loadtest.envs import build as envs
 from loadtest.run.targets.reference import REFERENCE_SERVER
 
@@ -63,6 +63,7 @@ def test_complete_env_is_reused_without_installer(
     def no_subprocess(*args: Any, **kwargs: Any) -> str:
         raise AssertionError(f"the installer ran for a complete environment: {args}")
 
+    monkeypatch.setattr(tools, "_run", no_subprocess)
     monkeypatch.setattr(envs, "_run", no_subprocess)
     lines: list[str] = []
     # The same SDK, spelled as a requirement: the same environment.

@@ -1,7 +1,8 @@
 """Isolated Python environments, one per ``mcp`` SDK spec (see :mod:`loadtest.envs.build`)."""
 
-from loadtest.envs.build import MARKER, SdkEnv, cache_root, ensure_env, find_uv
+from loadtest.envs.build import MARKER, SdkEnv, cache_root, ensure_env
 from loadtest.envs.specs import COMPAT_PINS, compat_pins, exact_mcp_version, sdk_requirement
+from loadtest.envs.tools import find_uv
 
 __all__ = [
     "COMPAT_PINS",
