@@ -55,7 +55,11 @@ async def test_an_added_delay_is_reported_as_a_regression_of_the_right_size(tmp_
     assert p50.ci is not None
     expected = (p50.a + 5000) / p50.a
     assert p50.verdict == REGRESSED, p50
-    assert p50.thin  # 3 runs a side cannot reach p < 0.05 with a rank test
+    # 3 runs a side is the fewest a verdict rests on (Welch's t over runs, not thin).
+    assert not p50.thin
+    assert "Welch" in p50.method
+    assert p50.q is not None
+    assert p50.q < 0.05
     # The right magnitude: 5 ms on top of A's median (asyncio.sleep overshoots by a little).
     assert p50.ci[0] > 1.05
     assert 0.8 * expected <= p50.ratio <= 1.6 * expected, (p50.ratio, expected)

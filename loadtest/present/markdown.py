@@ -9,14 +9,31 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from loadtest.analysis.compare.verdicts import IMPROVED, NOT_ENOUGH, REGRESSED, Comparison, Row
-from loadtest.present.format import fmt_ci, fmt_p, fmt_ratio, fmt_value, fmt_verdict, side_summary
+from loadtest.analysis.compare.verdicts import (
+    IMPROVED,
+    INCONCLUSIVE,
+    NOT_COMPARABLE,
+    NOT_ENOUGH,
+    REGRESSED,
+    Comparison,
+    Row,
+)
+from loadtest.present.format import (
+    METHODS_NOTE,
+    fmt_ci,
+    fmt_p,
+    fmt_ratio,
+    fmt_value,
+    fmt_verdict,
+    settings_line,
+    side_summary,
+)
 
 __all__ = ["MAX_BYTES", "render_markdown"]
 
 #: GitHub refuses step summaries and comments above 1 MiB; keep a margin.
 MAX_BYTES = 1_000_000
-_ICON = {REGRESSED: "🔴", IMPROVED: "🟢", NOT_ENOUGH: "⚪"}
+_ICON = {REGRESSED: "🔴", IMPROVED: "🟢", INCONCLUSIVE: "🟡", NOT_ENOUGH: "⚪", NOT_COMPARABLE: "⚪"}
 
 
 def _cell(text: str) -> str:
@@ -56,7 +73,7 @@ def render_markdown(comparison: Comparison, *, max_bytes: int = MAX_BYTES) -> st
         "",
         f"- **A**: {_cell(side_summary(c.a.label, len(c.a.runs), c.a.sdks, c.a.clients))}",
         f"- **B**: {_cell(side_summary(c.b.label, len(c.b.runs), c.b.sdks, c.b.clients))}",
-        f"- minimum effect {c.min_effect:.0%}, significance {c.alpha:g}, 95% intervals of B/A",
+        f"- {settings_line(c)}",
         "",
     ]
     if c.new_silent:
@@ -68,8 +85,9 @@ def render_markdown(comparison: Comparison, *, max_bytes: int = MAX_BYTES) -> st
         lines.append("")
     lines.append("### Verdicts")
     lines.append("")
-    flagged = [row for row in c.rows if row.verdict in (REGRESSED, IMPROVED) and row.metric.gated]
-    flagged.sort(key=lambda row: row.verdict != REGRESSED)
+    order = {REGRESSED: 0, IMPROVED: 1, INCONCLUSIVE: 2, NOT_COMPARABLE: 3}
+    flagged = [row for row in c.rows if row.verdict in order and row.metric.gated]
+    flagged.sort(key=lambda row: order[row.verdict])
     if flagged:
         lines.extend(_table(flagged))
     else:
@@ -99,9 +117,7 @@ def render_markdown(comparison: Comparison, *, max_bytes: int = MAX_BYTES) -> st
         "",
         "</details>",
         "",
-        "<sub>Rank test (Mann-Whitney U) and bootstrap interval over runs; with too few runs for a rank test, "
-        "a block bootstrap over per-second intervals (*thin*: the spread between runs is not seen). "
-        "Errors and silent failures: Fisher's exact test on counts. `max` is shown, never gated.</sub>",
+        f"<sub>{METHODS_NOTE}</sub>",
         "",
     ]
     body = ["<details><summary>All metrics</summary>", ""]

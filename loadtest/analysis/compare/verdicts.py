@@ -2,18 +2,29 @@
 
 The unit of evidence is the run (requests inside one run are not independent):
 
-- **Enough runs** (both sides large enough that a rank test can reach the significance level,
-  e.g. 4 against 4, 3 against 5): the p-value is a Mann-Whitney U test over the per-run values
-  and the 95% interval of the ratio (B over A, of the medians over runs) a bootstrap over runs.
+- **Enough runs** (at least :data:`MIN_RUNS` per side): Welch's t-test on the logarithms of
+  the per-run values gives the p-value and the 95% interval of the ratio B/A (of the geometric
+  means over runs). Unlike a rank test, its p-value is not floored by the number of runs, which
+  a verdict controlled over a hundred figures needs.
 - **Fewer runs** (down to one per side): a bootstrap over each run's per-second intervals
   (circular blocks of seconds, inside a resampling of the runs when there are several) gives
-  both the interval and the p-value, and the row is marked *thin*: it cannot see how much a
-  whole run varies from the next.
+  the interval and a p-value, and the row is marked *thin*: it cannot see how much a whole run
+  varies from the next, so it never decides a verdict (at most *inconclusive*).
 - **Errors and silent failures**: Fisher's exact test on the pooled counts.
 
-A verdict needs the p-value below ``alpha``, an interval that excludes 1 and an effect of at
-least ``min_effect``; below that nothing is called a regression. A silent-failure kind that B
-has and A did not is a regression whatever its p-value.
+**The report's verdict controls for the number of figures it gates.** A figure is a candidate
+when its own p-value is below ``alpha``, its interval excludes 1 and its effect is at least
+``min_effect``. The p-values of every gated figure that has one form the family, adjusted by
+Benjamini-Hochberg: a candidate is *regressed* or *improved* only when its adjusted p-value
+(q) is below ``alpha`` and it rests on enough runs; otherwise it is *inconclusive*, with about
+how many runs per side would settle it, and it never fails the exit code. In an A/A comparison
+(every figure unchanged) this keeps a false alarm anywhere in the report at most ``alpha``
+likely, however many figures it has (bench/compare_calibration.py measures it on real runs).
+A silent-failure kind that B has and A did not is a regression whatever its p-value: it is a
+fact about B, not an estimate.
+
+Latency of a side whose calls mostly failed (:data:`MOSTLY_FAILED`) measures failures, not
+service: those rows are *not comparable*, with the failure share, instead of a verdict.
 """
 
 from __future__ import annotations
@@ -22,26 +33,31 @@ import math
 import random
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from loadtest.analysis.compare.intervals import percentile_of_buckets
 from loadtest.analysis.compare.model import Side, comparability_problems
 from loadtest.analysis.compare.stats import (
+    benjamini_hochberg,
     block_bootstrap,
-    bootstrap_runs,
     fisher_exact,
-    mann_whitney_u,
     median,
-    min_rank_p,
+    normal_quantile,
     quantile,
     ratio_ci_katz,
+    welch,
 )
 from loadtest.core.errors import LoadtestError
 
 __all__ = [
     "IMPROVED",
+    "INCONCLUSIVE",
+    "METHOD",
     "METRICS",
+    "MIN_RUNS",
+    "MOSTLY_FAILED",
+    "NOT_COMPARABLE",
     "NOT_ENOUGH",
     "REGRESSED",
     "SCHEMA",
@@ -55,6 +71,20 @@ __all__ = [
 
 SCHEMA = "mcp-loadtest/compare/1"
 IMPROVED, REGRESSED, UNCHANGED, NOT_ENOUGH = "improved", "regressed", "unchanged", "not enough data"
+#: A figure that moved beyond the minimum effect on evidence too thin for the report to call it.
+INCONCLUSIVE = "inconclusive"
+#: Latency where most calls of a side failed: what it measures is the failures.
+NOT_COMPARABLE = "not comparable"
+#: Runs per side below which a figure is *thin* (no verdict, at most inconclusive). Three is
+#: the fewest for which a run-to-run spread is seen on both sides with a degree of freedom to spare.
+MIN_RUNS = 3
+#: Share of failed calls (loud or silent) above which a side's latency is not comparable.
+MOSTLY_FAILED = 0.5
+#: How the report controls for its many figures (said in every report).
+METHOD = "Benjamini-Hochberg over the gated figures"
+#: The power the "runs that would settle it" figure plans for.
+_PLANNED_POWER = 0.8
+_NEW_SILENT_NOTE = "new silent-failure kind in B"
 DEFAULT_MIN_EFFECT = 0.05
 DEFAULT_ALPHA = 0.05
 RUN_RESAMPLES = 2000
@@ -106,6 +136,12 @@ class Row:
     method: str
     thin: bool = False
     note: str = ""
+    #: The p-value adjusted for the report's family of gated figures (None outside it).
+    q: float | None = None
+    #: Runs per side that would likely settle an inconclusive figure (None otherwise).
+    runs_needed: int | None = None
+    #: Runs that carried the figure on each side.
+    runs: tuple[int, int] = (0, 0)
 
     @property
     def key(self) -> str:
@@ -121,11 +157,14 @@ class Row:
             "ratio": _num(self.ratio),
             "ci95": [_num(self.ci[0]), _num(self.ci[1])] if self.ci else None,
             "p": _num(self.p),
+            "q": _num(self.q),
             "verdict": self.verdict,
             "gated": self.metric.gated,
             "thin": self.thin,
             "method": self.method,
             "note": self.note,
+            "runs": list(self.runs),
+            "runs_needed": self.runs_needed,
         }
 
 
@@ -180,22 +219,53 @@ class Comparison:
         """True when B regressed on a gated metric or has new silent failures (exit code 1)."""
         return bool(self.regressions or self.new_silent)
 
+    @property
+    def inconclusive(self) -> list[Row]:
+        return [row for row in self.rows if row.verdict == INCONCLUSIVE and row.metric.gated]
+
     def counts(self) -> dict[str, int]:
-        out = {IMPROVED: 0, REGRESSED: 0, UNCHANGED: 0, NOT_ENOUGH: 0}
+        out = {IMPROVED: 0, REGRESSED: 0, INCONCLUSIVE: 0, UNCHANGED: 0, NOT_COMPARABLE: 0, NOT_ENOUGH: 0}
         for row in self.rows:
             if row.metric.gated:
                 out[row.verdict] += 1
         return out
 
+    def evidence(self) -> dict[str, Any]:
+        """How much the verdict rests on: runs per side, figures in the family, the method."""
+        needed = [row.runs_needed for row in self.inconclusive if row.runs_needed]
+        return {
+            "runs": [len(self.a.runs), len(self.b.runs)],
+            "min_runs": MIN_RUNS,
+            "thin": min(len(self.a.runs), len(self.b.runs)) < MIN_RUNS,
+            "gated_figures": sum(1 for row in self.rows if row.metric.gated and row.q is not None),
+            "method": METHOD,
+            "runs_to_settle": max(needed) if needed else None,
+        }
+
+    def evidence_line(self) -> str:
+        """``4 vs 4 runs, 14 gated figures, Benjamini-Hochberg ...``: said next to the verdict."""
+        e = self.evidence()
+        runs = f"{e['runs'][0]} vs {e['runs'][1]} run{'s' if max(e['runs']) != 1 else ''}"
+        if e["thin"]:
+            runs += f" (thin: fewer than {MIN_RUNS} a side, no figure can be called)"
+        return f"evidence: {runs}, {e['gated_figures']} gated figures, {METHOD} at {self.alpha:g}"
+
     def headline(self) -> str:
-        """One line: the overall verdict."""
+        """One line: the overall verdict, then how much evidence it rests on."""
         c = self.counts()
         parts = []
         if self.new_silent:
             parts.append(f"NEW SILENT FAILURES ({len(self.new_silent)})")
-        parts.append(
-            f"{c[REGRESSED]} regressed, {c[IMPROVED]} improved, {c[UNCHANGED]} unchanged, {c[NOT_ENOUGH]} not enough data"
-        )
+        counts = f"{c[REGRESSED]} regressed, {c[IMPROVED]} improved, {c[INCONCLUSIVE]} inconclusive"
+        settle = self.evidence()["runs_to_settle"]
+        if c[INCONCLUSIVE] and settle:
+            counts += f" (about {settle} runs a side would settle them)"
+        counts += f", {c[UNCHANGED]} unchanged"
+        if c[NOT_COMPARABLE]:
+            counts += f", {c[NOT_COMPARABLE]} not comparable"
+        counts += f", {c[NOT_ENOUGH]} not enough data"
+        parts.append(counts)
+        parts.append(self.evidence_line())
         return ("REGRESSION: " if self.regressed else "no regression: ") + "; ".join(parts)
 
     def side_dict(self, side: Side) -> dict[str, Any]:
@@ -217,7 +287,13 @@ class Comparison:
             "schema": SCHEMA,
             "verdict": "regressed" if self.regressed else "ok",
             "headline": self.headline(),
-            "settings": {"min_effect": _num(self.min_effect), "alpha": _num(self.alpha), "confidence": 0.95},
+            "settings": {
+                "min_effect": _num(self.min_effect),
+                "alpha": _num(self.alpha),
+                "confidence": 0.95,
+                "method": METHOD,
+            },
+            "evidence": self.evidence(),
             "a": self.side_dict(self.a),
             "b": self.side_dict(self.b),
             "counts": self.counts(),
@@ -281,6 +357,7 @@ def _verdict(
     min_effect: float,
     alpha: float,
 ) -> str:
+    """The figure's own verdict, before the report's family is taken into account."""
     if ratio is None or ci is None or p is None:
         return NOT_ENOUGH
     if p >= alpha or ci[0] <= 1.0 <= ci[1]:
@@ -317,6 +394,17 @@ def _summarise(metrics: Sequence[Metric]) -> Callable[[dict[int, int], int, floa
     return summarise
 
 
+def _failed_share(stats: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
+    """(failed, calls) pooled over a side's runs: loud errors and silent failures alike."""
+    calls = sum(int(s.get("count", 0)) for s in stats)
+    failed = sum(
+        sum(int(n) for n in (s.get("errors") or {}).values())
+        + sum(int(n) for n in (s.get("silent") or {}).values())
+        for s in stats
+    )
+    return failed, calls
+
+
 def _continuous_rows(
     a: Side,
     b: Side,
@@ -328,7 +416,15 @@ def _continuous_rows(
 ) -> list[Row]:
     stats_a, stats_b = _op_stats(a, transport, op), _op_stats(b, transport, op)
     seed = zlib.crc32(f"{transport}/{op}".encode())
-    thin = min_rank_p(len(stats_a), len(stats_b)) >= alpha
+    runs = (len(stats_a), len(stats_b))
+    thin = min(runs) < MIN_RUNS
+    # Latency of calls that failed is the latency of failing (a refusal is fast, a timeout
+    # slow): with most calls of a side failed it says nothing about the service.
+    mostly_failed = []
+    for label, stats in (("A", stats_a), ("B", stats_b)):
+        failed, calls = _failed_share([s for _, s in stats])
+        if calls and failed / calls > MOSTLY_FAILED:
+            mostly_failed.append(f"{failed / calls:.0%} of {calls} calls failed on {label}")
     rows: list[Row] = []
     ready: list[tuple[Metric, list[float], list[float]]] = []
     for metric in _CONTINUOUS:
@@ -344,39 +440,44 @@ def _continuous_rows(
             if any(int(s.get("count", 0)) < need for _, s in stats)
         ]
         note = ""
-        if not xa or not xb:
+        verdict = NOT_ENOUGH
+        if mostly_failed and metric.kind == "latency":
+            note = "; ".join(mostly_failed) + ": the latency of failed calls is not comparable"
+            verdict = NOT_COMPARABLE
+            ratio = None
+        elif not xa or not xb:
             note = "no answered calls on " + ("A" if not xa else "B")
         elif few:
             note = f"{metric.label} needs >= {need} calls per run"
         elif thin and metric.key == "max":
             note = "a maximum has no interval from so few runs"
+        elif not thin and (min(len(xa), len(xb)) < MIN_RUNS or min(*xa, *xb) <= 0):
+            note = f"fewer than {MIN_RUNS} runs a side with a value"
         if note:
-            rows.append(Row(transport, op, metric, va, vb, ratio, None, None, NOT_ENOUGH, "", thin, note))
+            rows.append(
+                Row(transport, op, metric, va, vb, ratio, None, None, verdict, "", thin, note, runs=runs)
+            )
             continue
         ready.append((metric, xa, xb))
-        rows.append(Row(transport, op, metric, va, vb, ratio, None, None, NOT_ENOUGH, "", thin))
+        rows.append(Row(transport, op, metric, va, vb, ratio, None, None, NOT_ENOUGH, "", thin, runs=runs))
     if not ready:
         return rows
-    results: dict[str, tuple[tuple[float, float] | None, float | None, str, str]] = {}
+    # key -> (ratio, interval, p, method, note)
+    results: dict[str, tuple[float | None, tuple[float, float] | None, float | None, str, str]] = {}
     if not thin:
-        rng = random.Random(seed)
         for metric, xa, xb in ready:
-            if min_rank_p(len(xa), len(xb)) >= alpha:
-                results[metric.key] = (None, None, "", "too few runs with a value")
-                continue
-            _, p_value = mann_whitney_u(xa, xb)
-            (ratios,) = bootstrap_runs(
-                [[x] for x in xa], [[x] for x in xb], median, rng=rng, resamples=resamples
-            )
-            method = f"Mann-Whitney U + bootstrap over runs ({len(xa)} vs {len(xb)})"
-            results[metric.key] = (_ci(ratios), p_value, method, "")
+            test = welch([math.log(x) for x in xa], [math.log(x) for x in xb])
+            assert test is not None  # MIN_RUNS >= 2 values a side, checked above
+            lo, hi = test.interval()
+            method = f"Welch t on log per-run values ({len(xa)} vs {len(xb)} runs)"
+            results[metric.key] = (math.exp(test.diff), (math.exp(lo), math.exp(hi)), test.p, method, "")
     else:
         runs_a = [a.runs[i].intervals(transport).get(_tag(s, op), []) for i, s in stats_a]
         runs_b = [b.runs[i].intervals(transport).get(_tag(s, op), []) for i, s in stats_b]
         if not any(runs_a) or not any(runs_b):
-            note = "too few runs for a rank test and no interval log (.hlog) to bootstrap"
+            note = "too few runs for a test over runs and no interval log (.hlog) to bootstrap"
             for metric, _, _ in ready:
-                results[metric.key] = (None, None, "", note)
+                results[metric.key] = (None, None, None, "", note)
         else:
             metrics = [m for m, _, _ in ready]
             boot_resamples = max(200, resamples // 2)
@@ -390,14 +491,32 @@ def _continuous_rows(
                     for va, vb in zip(dist_a, dist_b, strict=False)
                     if va[m_index] > 0 and math.isfinite(vb[m_index])
                 )
-                results[metric.key] = (_ci(ratios), _bootstrap_p(ratios) if ratios else None, method, "")
+                p_value = _bootstrap_p(ratios) if ratios else None
+                results[metric.key] = (None, _ci(ratios), p_value, method, "")
     out = []
     for row in rows:
         if row.metric.key in results and not row.note:
-            ci, p, method, note = results[row.metric.key]
-            verdict = _verdict(row.metric, row.ratio, ci, p, min_effect, alpha)
+            ratio, ci, p, method, note = results[row.metric.key]
+            # A and B stay the medians over runs (robust to one odd run); B/A is the ratio the
+            # interval and the test are about (of geometric means, when there are enough runs).
+            ratio = row.ratio if ratio is None else ratio
+            verdict = _verdict(row.metric, ratio, ci, p, min_effect, alpha)
             out.append(
-                Row(transport, op, row.metric, row.a, row.b, row.ratio, ci, p, verdict, method, thin, note)
+                Row(
+                    transport,
+                    op,
+                    row.metric,
+                    row.a,
+                    row.b,
+                    ratio,
+                    ci,
+                    p,
+                    verdict,
+                    method,
+                    thin,
+                    note,
+                    runs=runs,
+                )
             )
         else:
             out.append(row)
@@ -436,6 +555,7 @@ def _count_rows(
                     NOT_ENOUGH,
                     "",
                     note="no calls on " + ("A" if na == 0 else "B"),
+                    runs=(len(stats_a), len(stats_b)),
                 )
             )
             continue
@@ -450,7 +570,21 @@ def _count_rows(
             verdict = REGRESSED if rb > ra else IMPROVED
         a_value: float = ra if metric.kind == "fraction" else float(xa)
         b_value: float = rb if metric.kind == "fraction" else float(xb)
-        rows.append(Row(transport, op, metric, a_value, b_value, ratio, ci, p, verdict, method))
+        rows.append(
+            Row(
+                transport,
+                op,
+                metric,
+                a_value,
+                b_value,
+                ratio,
+                ci,
+                p,
+                verdict,
+                method,
+                runs=(len(stats_a), len(stats_b)),
+            )
+        )
     new: list[NewSilent] = []
     kinds_a: dict[str, int] = {}
     for s in stats_a:
@@ -470,25 +604,56 @@ def _count_rows(
             new.append(NewSilent(transport, op, kind, kinds_b[kind], tuple(examples.get(kind, [])[:2])))
     if new:
         rows = [
-            Row(
-                r.transport,
-                r.op,
-                r.metric,
-                r.a,
-                r.b,
-                r.ratio,
-                r.ci,
-                r.p,
-                REGRESSED,
-                r.method,
-                r.thin,
-                "new silent-failure kind in B",
-            )
-            if r.metric.kind == "count"
-            else r
+            replace(r, verdict=REGRESSED, note=_NEW_SILENT_NOTE) if r.metric.kind == "count" else r
             for r in rows
         ]
     return rows, new
+
+
+def _runs_to_settle(row: Row, family: int, alpha: float) -> int:
+    """About how many runs a side would make this figure's change clear the report's bar.
+
+    The test statistic grows with the square root of the runs; the bar is the strictest
+    Benjamini-Hochberg level (alpha / figures, a lone change) at 80% power. For a thin figure
+    the within-run spread stands in for the unseen run-to-run one, so this is a lower bound.
+    """
+    p = max(row.p or 1.0, 1e-300)
+    z_seen = normal_quantile(1 - p / 2)
+    z_bar = normal_quantile(1 - alpha / (2 * max(family, 1))) + normal_quantile(_PLANNED_POWER)
+    now = max(1, min(row.runs))
+    return max(MIN_RUNS, math.ceil(now * (z_bar / max(z_seen, 1e-9)) ** 2))
+
+
+def _settle(rows: list[Row], alpha: float) -> list[Row]:
+    """The report-level verdicts: Benjamini-Hochberg over the gated figures that have a p-value.
+
+    A figure's own candidate verdict stands only when its adjusted p-value is below ``alpha``
+    and it is not thin; otherwise it is inconclusive. New silent-failure kinds stand as they are.
+    """
+    family = [i for i, row in enumerate(rows) if row.metric.gated and row.p is not None]
+    adjusted = benjamini_hochberg([rows[i].p or 1.0 for i in family])
+    q_of = dict(zip(family, adjusted, strict=True))
+    out: list[Row] = []
+    for i, row in enumerate(rows):
+        q = q_of.get(i)
+        candidate = row.verdict in (REGRESSED, IMPROVED) and row.note != _NEW_SILENT_NOTE
+        if not candidate:
+            out.append(replace(row, q=q))
+        elif not row.metric.gated:
+            out.append(replace(row, verdict=INCONCLUSIVE, q=q))
+        elif row.thin or q is None or q >= alpha:
+            why = (
+                "thin evidence"
+                if row.thin
+                else f"q = {q:.3g} after {METHOD.split(' over')[0]} over {len(family)} figures"
+            )
+            needed = _runs_to_settle(row, len(family), alpha)
+            bound = "at least " if row.thin else "about "
+            note = f"{row.verdict}? {why}; {bound}{needed} runs a side would settle it"
+            out.append(replace(row, verdict=INCONCLUSIVE, q=q, runs_needed=needed, note=note))
+        else:
+            out.append(replace(row, q=q))
+    return out
 
 
 def _warnings(a: Side, b: Side) -> list[str]:
@@ -552,6 +717,7 @@ def compare_sides(
         count_rows, new = _count_rows(a, b, transport, op, min_effect, alpha)
         rows.extend(count_rows)
         new_silent.extend(new)
+    rows = _settle(rows, alpha)
     diffs, note = _checks(a, b)
     warnings = _warnings(a, b)
     if problems:
