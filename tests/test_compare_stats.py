@@ -22,6 +22,7 @@ from loadtest.analysis.compare.stats import (
 from loadtest.analysis.compare.verdicts import (
     IMPROVED,
     INCONCLUSIVE,
+    NOT_COMPARABLE,
     NOT_ENOUGH,
     REGRESSED,
     UNCHANGED,
@@ -344,3 +345,31 @@ def test_single_runs_are_inconclusive_and_exit_0(tmp_path: Path) -> None:
     assert report["evidence"]["runs"] == [1, 1]
     assert report["counts"]["regressed"] == 0
     assert "1 vs 1 run (thin" in report["headline"]
+
+
+# -- latency of failed calls (issue 15 item 5) ------------------------------------------------------
+
+
+def test_latency_is_not_compared_when_most_calls_of_a_side_failed() -> None:
+    # B answers fast because it fails: 100% errors (a refusal is quick). Its latency must not
+    # be called "improved"; the error rate is the regression.
+    a = [_doc(108_000, count=400) for _ in range(5)]
+    b = [_doc(71_800, count=400, errors=400) for _ in range(5)]
+    c = compare_sides(_side("A", a), _side("B", b), resamples=200)
+    latency = [r for r in c.rows if r.metric.kind == "latency"]
+    assert {r.verdict for r in latency} == {NOT_COMPARABLE}
+    assert all("100% of 2000 calls failed on B" in r.note for r in latency)
+    assert all("not comparable" in r.note for r in latency)
+    assert not c.improvements
+    errors = next(r for r in c.rows if r.metric.key == "error_rate")
+    assert errors.verdict == REGRESSED
+    assert c.counts()[NOT_COMPARABLE] == 4  # p50, p90, p99, p99.9 (max is not gated)
+    assert "not comparable" in c.headline()
+
+
+def test_latency_is_compared_when_only_a_few_calls_failed() -> None:
+    a = [_doc(5000, count=400) for _ in range(5)]
+    b = [_doc(5000 * 1.3 + i, count=400, errors=40) for i in range(5)]
+    c = compare_sides(_side("A", a), _side("B", b), resamples=200)
+    p50 = next(r for r in c.rows if r.metric.key == "p50")
+    assert p50.verdict == REGRESSED

@@ -617,7 +617,7 @@ def _runs_to_settle(row: Row, family: int, alpha: float) -> int:
     Benjamini-Hochberg level (alpha / figures, a lone change) at 80% power. For a thin figure
     the within-run spread stands in for the unseen run-to-run one, so this is a lower bound.
     """
-    p = max(row.p or 1.0, 1e-300)
+    p = max(1.0 if row.p is None else row.p, 1e-300)
     z_seen = normal_quantile(1 - p / 2)
     z_bar = normal_quantile(1 - alpha / (2 * max(family, 1))) + normal_quantile(_PLANNED_POWER)
     now = max(1, min(row.runs))
@@ -631,7 +631,7 @@ def _settle(rows: list[Row], alpha: float) -> list[Row]:
     and it is not thin; otherwise it is inconclusive. New silent-failure kinds stand as they are.
     """
     family = [i for i, row in enumerate(rows) if row.metric.gated and row.p is not None]
-    adjusted = benjamini_hochberg([rows[i].p or 1.0 for i in family])
+    adjusted = benjamini_hochberg([p for i in family if (p := rows[i].p) is not None])
     q_of = dict(zip(family, adjusted, strict=True))
     out: list[Row] = []
     for i, row in enumerate(rows):
