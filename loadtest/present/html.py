@@ -469,15 +469,28 @@ def _health_rows(health: Mapping[str, Any]) -> list[tuple[str, str]]:
     def num(value: Any, fmt: str) -> str:
         return "-" if value is None else format(value, fmt)
 
+    evidence = health.get("evidence") or {}
+    slope_needs = (evidence.get("rss_slope") or {}).get("needs_window_s")
+    sessions_needs = (evidence.get("rss_per_1k_sessions") or {}).get("needs_sessions")
+    slope = (
+        f"{num(health.get('rss_slope_mb_per_h'), '+.2f')} MB/h"
+        if health.get("rss_slope_mb_per_h") is not None or not slope_needs
+        else f"no figure (needs a {slope_needs:g}s window)"
+    )
+    per_1k = (
+        f"{num(health.get('rss_per_1k_sessions_mb'), '+.3f')} MB"
+        if health.get("rss_per_1k_sessions_mb") is not None or not sessions_needs
+        else f"no figure (needs {sessions_needs} sessions)"
+    )
     rows = [
         ("verdict", f"{health.get('verdict', 'unknown')}: {health.get('reason', '')}"),
         (
             "RSS slope after warm-up",
-            f"{num(health.get('rss_slope_mb_per_h'), '+.2f')} MB/h (warm-up {num(health.get('warmup_s'), 'g')}s, window {num(health.get('window_s'), 'g')}s)",
+            f"{slope} (warm-up {num(health.get('warmup_s'), 'g')}s, window {num(health.get('window_s'), 'g')}s)",
         ),
         (
             "RSS per 1000 sessions",
-            f"{num(health.get('rss_per_1k_sessions_mb'), '+.3f')} MB over {num(health.get('sessions_in_window'), 'd')} sessions; released: {health.get('sessions_released')}",
+            f"{per_1k} over {num(health.get('sessions_in_window'), 'd')} sessions; released: {health.get('sessions_released')}",
         ),
         (
             "open descriptors",
