@@ -260,16 +260,15 @@ def _calm(what: str, trend: _Trend, floor: float, where: str) -> str:
 def _to_settle(samples: int, window_s: float, warmup_s: float, sessions: int, per_session: bool) -> str:
     """Why the verdict is unknown, and what would settle it."""
     if samples < MIN_POINTS:
-        have = f"{samples} samples after the {warmup_s:g}s warm-up; a verdict needs {MIN_POINTS}"
-    else:
-        have = f"a {window_s:g}s window after the {warmup_s:g}s warm-up"
-        if per_session:
-            have += f" and {sessions} sessions opened in it"
+        return (
+            f"{samples} samples after the {warmup_s:g}s warm-up; a verdict needs {MIN_POINTS}"
+            " (sample more often with health.sample_every, shorten health.warmup or run longer)"
+        )
+    have = f"a {window_s:g}s window after the {warmup_s:g}s warm-up"
     ways = [
         f"a window of {MIN_SLOPE_WINDOW_S:g}s after warm-up (a run of at least {warmup_s + MIN_SLOPE_WINDOW_S:g}s)"
     ]
     if per_session:
-        ways.append(f"{MIN_SESSIONS} sessions opened after warm-up (workload.churn)")
-    if samples < MIN_POINTS:
-        ways.append("sampling more often or a shorter health.warmup")
+        have += f" and {sessions} sessions opened in it"
+        ways.append(f"{MIN_SESSIONS} sessions opened after warm-up (more load, or workload.churn)")
     return f"{have}: not enough to tell; it would take " + " or ".join(ways)

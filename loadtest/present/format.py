@@ -47,10 +47,15 @@ def fmt_value(metric: Metric, value: float | None) -> str:
         return format_latency_us(value)
     if metric.kind == "fraction":
         return f"{value * 100:.2f}%"
+    if metric.kind == "health":
+        return f"{value:g}" if metric.key == "threads_peak" else f"{value:+.2f} {metric.unit}"
     return str(round(value))
 
 
 def fmt_ratio(row: Row) -> str:
+    if row.diff is not None:
+        # Health figures are compared as a difference (A may be near zero).
+        return f"Δ {row.diff:+.2f}" if row.metric.kind == "health" else f"Δ {row.diff:+g}"
     if row.ratio is None:
         return "new" if row.b and not row.a else "-"
     return f"{row.ratio:.2f}x"

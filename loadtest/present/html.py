@@ -20,6 +20,7 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from loadtest.analysis.compare.health import HEALTH_OP
 from loadtest.analysis.compare.intervals import percentile_of_buckets
 from loadtest.analysis.compare.model import Run, Side
 from loadtest.analysis.compare.stats import Bucketed
@@ -345,6 +346,14 @@ def render_html_comparison(comparison: Comparison) -> str:
         if flagged
         else f"<p>No metric changed by {c.min_effect:.0%} or more with significance.</p>"
     )
+    health = [row for row in c.rows if row.op == HEALTH_OP]
+    if health:
+        body.append("<h2>Server health</h2>")
+        body.append(
+            '<p class="muted">Per transport, from the launched server\'s health in each run '
+            "(B − A for figures; figures only from runs with enough data).</p>"
+        )
+        body.append(_metrics_table(c, health))
     if c.check_diffs or c.checks_note:
         body.append("<h2>Wire-behaviour differences (conformance checks)</h2>")
         if c.check_diffs:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from loadtest.analysis.compare.health import HEALTH_OP
 from loadtest.analysis.compare.verdicts import (
     IMPROVED,
     INCONCLUSIVE,
@@ -62,6 +63,18 @@ def _table(rows: Iterable[Row]) -> list[str]:
     return lines
 
 
+def _health_section(rows: list[Row]) -> list[str]:
+    return [
+        "### Server health",
+        "",
+        "Per transport, from the launched server's health in each run (B − A for figures; "
+        "figures only from runs with enough data).",
+        "",
+        *_table(rows),
+        "",
+    ]
+
+
 def render_markdown(comparison: Comparison, *, max_bytes: int = MAX_BYTES) -> str:
     """The markdown report (deterministic: no clock, stable order, fixed number formats)."""
     c = comparison
@@ -83,6 +96,10 @@ def render_markdown(comparison: Comparison, *, max_bytes: int = MAX_BYTES) -> st
             lines.append(f"- **{_cell(str(item))}**")
             lines.extend(f"  - `{_cell(example)}`" for example in item.examples)
         lines.append("")
+    health = [row for row in c.rows if row.op == HEALTH_OP]
+    if health and c.health_changes:
+        # A change in server health leads: a leak matters more than a latency percentile.
+        lines.extend(_health_section(health))
     lines.append("### Verdicts")
     lines.append("")
     order = {REGRESSED: 0, IMPROVED: 1, INCONCLUSIVE: 2, NOT_COMPARABLE: 3}
@@ -93,6 +110,8 @@ def render_markdown(comparison: Comparison, *, max_bytes: int = MAX_BYTES) -> st
     else:
         lines.append(f"No metric changed by {c.min_effect:.0%} or more with significance.")
     lines.append("")
+    if health and not c.health_changes:
+        lines.extend(_health_section(health))
     if c.check_diffs:
         lines.append("### Wire-behaviour differences (conformance checks)")
         lines.append("")

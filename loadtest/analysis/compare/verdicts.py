@@ -36,8 +36,28 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from loadtest.analysis.compare.health import HEALTH_OP, health_rows
 from loadtest.analysis.compare.intervals import percentile_of_buckets
 from loadtest.analysis.compare.model import Side, comparability_problems
+from loadtest.analysis.compare.rows import (
+    DEFAULT_ALPHA,
+    DEFAULT_MIN_EFFECT,
+    IMPROVED,
+    INCONCLUSIVE,
+    METHOD,
+    METRICS,
+    MIN_RUNS,
+    MOSTLY_FAILED,
+    NOT_COMPARABLE,
+    NOT_ENOUGH,
+    REGRESSED,
+    RUN_RESAMPLES,
+    SCHEMA,
+    UNCHANGED,
+    Metric,
+    Row,
+    num,
+)
 from loadtest.analysis.compare.stats import (
     benjamini_hochberg,
     block_bootstrap,
@@ -50,7 +70,14 @@ from loadtest.analysis.compare.stats import (
 )
 from loadtest.core.errors import LoadtestError
 
+#: The power the "runs that would settle it" figure plans for.
+_PLANNED_POWER = 0.8
+_NEW_SILENT_NOTE = "new silent-failure kind in B"
+_CONTINUOUS = tuple(m for m in METRICS if m.kind in ("rate", "latency"))
+
 __all__ = [
+    "DEFAULT_ALPHA",
+    "DEFAULT_MIN_EFFECT",
     "IMPROVED",
     "INCONCLUSIVE",
     "METHOD",
@@ -68,104 +95,6 @@ __all__ = [
     "Row",
     "compare_sides",
 ]
-
-SCHEMA = "mcp-loadtest/compare/1"
-IMPROVED, REGRESSED, UNCHANGED, NOT_ENOUGH = "improved", "regressed", "unchanged", "not enough data"
-#: A figure that moved beyond the minimum effect on evidence too thin for the report to call it.
-INCONCLUSIVE = "inconclusive"
-#: Latency where most calls of a side failed: what it measures is the failures.
-NOT_COMPARABLE = "not comparable"
-#: Runs per side below which a figure is *thin* (no verdict, at most inconclusive). Three is
-#: the fewest for which a run-to-run spread is seen on both sides with a degree of freedom to spare.
-MIN_RUNS = 3
-#: Share of failed calls (loud or silent) above which a side's latency is not comparable.
-MOSTLY_FAILED = 0.5
-#: How the report controls for its many figures (said in every report).
-METHOD = "Benjamini-Hochberg over the gated figures"
-#: The power the "runs that would settle it" figure plans for.
-_PLANNED_POWER = 0.8
-_NEW_SILENT_NOTE = "new silent-failure kind in B"
-DEFAULT_MIN_EFFECT = 0.05
-DEFAULT_ALPHA = 0.05
-RUN_RESAMPLES = 2000
-INTERVAL_RESAMPLES = 1000
-
-
-@dataclass(frozen=True)
-class Metric:
-    key: str
-    label: str
-    #: "rate" (calls/s, higher is better), "latency" (µs), "fraction" (error rate), "count".
-    kind: str
-    #: Latency quantile (0..1) for percentiles; None otherwise.
-    q: float | None = None
-    #: Gated metrics can fail the comparison; ``max`` is one sample, so it is shown, not gated.
-    gated: bool = True
-
-    @property
-    def higher_is_better(self) -> bool:
-        return self.kind == "rate"
-
-
-METRICS: tuple[Metric, ...] = (
-    Metric("throughput", "calls/s", "rate"),
-    Metric("p50", "p50", "latency", 0.5),
-    Metric("p90", "p90", "latency", 0.9),
-    Metric("p99", "p99", "latency", 0.99),
-    Metric("p999", "p99.9", "latency", 0.999),
-    Metric("max", "max", "latency", 1.0, gated=False),
-    Metric("error_rate", "error rate", "fraction"),
-    Metric("silent", "silent failures", "count"),
-)
-_CONTINUOUS = tuple(m for m in METRICS if m.kind in ("rate", "latency"))
-
-
-@dataclass(frozen=True)
-class Row:
-    """One transport x op x metric."""
-
-    transport: str
-    op: str
-    metric: Metric
-    a: float | None
-    b: float | None
-    ratio: float | None
-    ci: tuple[float, float] | None
-    p: float | None
-    verdict: str
-    method: str
-    thin: bool = False
-    note: str = ""
-    #: The p-value adjusted for the report's family of gated figures (None outside it).
-    q: float | None = None
-    #: Runs per side that would likely settle an inconclusive figure (None otherwise).
-    runs_needed: int | None = None
-    #: Runs that carried the figure on each side.
-    runs: tuple[int, int] = (0, 0)
-
-    @property
-    def key(self) -> str:
-        return f"{self.transport}/{self.op} {self.metric.label}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "transport": self.transport,
-            "op": self.op,
-            "metric": self.metric.key,
-            "a": _num(self.a),
-            "b": _num(self.b),
-            "ratio": _num(self.ratio),
-            "ci95": [_num(self.ci[0]), _num(self.ci[1])] if self.ci else None,
-            "p": _num(self.p),
-            "q": _num(self.q),
-            "verdict": self.verdict,
-            "gated": self.metric.gated,
-            "thin": self.thin,
-            "method": self.method,
-            "note": self.note,
-            "runs": list(self.runs),
-            "runs_needed": self.runs_needed,
-        }
 
 
 @dataclass(frozen=True)
@@ -220,6 +149,16 @@ class Comparison:
         return bool(self.regressions or self.new_silent)
 
     @property
+    def health_changes(self) -> list[Row]:
+        """Server-health figures that changed (decided), worst first: they lead the headline."""
+        changed = [
+            row
+            for row in self.rows
+            if row.op == HEALTH_OP and row.metric.gated and row.verdict in (REGRESSED, IMPROVED)
+        ]
+        return sorted(changed, key=lambda row: row.verdict != REGRESSED)
+
+    @property
     def inconclusive(self) -> list[Row]:
         return [row for row in self.rows if row.verdict == INCONCLUSIVE and row.metric.gated]
 
@@ -254,6 +193,8 @@ class Comparison:
         """One line: the overall verdict, then how much evidence it rests on."""
         c = self.counts()
         parts = []
+        if self.health_changes:
+            parts.append("SERVER HEALTH " + ", ".join(_health_change(row) for row in self.health_changes))
         if self.new_silent:
             parts.append(f"NEW SILENT FAILURES ({len(self.new_silent)})")
         counts = f"{c[REGRESSED]} regressed, {c[IMPROVED]} improved, {c[INCONCLUSIVE]} inconclusive"
@@ -288,8 +229,8 @@ class Comparison:
             "verdict": "regressed" if self.regressed else "ok",
             "headline": self.headline(),
             "settings": {
-                "min_effect": _num(self.min_effect),
-                "alpha": _num(self.alpha),
+                "min_effect": num(self.min_effect),
+                "alpha": num(self.alpha),
                 "confidence": 0.95,
                 "method": METHOD,
             },
@@ -305,11 +246,12 @@ class Comparison:
         }
 
 
-def _num(value: float | None) -> float | None:
-    """Six significant digits: enough for a report, and stable across platforms."""
-    if value is None or not math.isfinite(value):
-        return None
-    return float(f"{value:.6g}")
+def _health_change(row: Row) -> str:
+    """``http RSS per 1k sessions regressed (+61.9 MB)``."""
+    change = f" ({row.diff:+.3g} {row.metric.unit})" if row.diff is not None and row.metric.unit else ""
+    if row.metric.kind == "events":
+        change = f" ({row.a:g} -> {row.b:g})" if row.a is not None and row.b is not None else ""
+    return f"{row.transport} {row.metric.label} {row.verdict}{change}"
 
 
 def _ops(sides: Sequence[Side]) -> list[tuple[str, str]]:
@@ -604,7 +546,7 @@ def _count_rows(
             new.append(NewSilent(transport, op, kind, kinds_b[kind], tuple(examples.get(kind, [])[:2])))
     if new:
         rows = [
-            replace(r, verdict=REGRESSED, note=_NEW_SILENT_NOTE) if r.metric.kind == "count" else r
+            replace(r, verdict=REGRESSED, note=_NEW_SILENT_NOTE, fact=True) if r.metric.kind == "count" else r
             for r in rows
         ]
     return rows, new
@@ -617,7 +559,9 @@ def _runs_to_settle(row: Row, family: int, alpha: float) -> int:
     Benjamini-Hochberg level (alpha / figures, a lone change) at 80% power. For a thin figure
     the within-run spread stands in for the unseen run-to-run one, so this is a lower bound.
     """
-    p = max(1.0 if row.p is None else row.p, 1e-300)
+    if row.p is None:
+        return MIN_RUNS  # a thin figure with no p-value of its own (one run's health verdict)
+    p = max(row.p, 1e-300)
     z_seen = normal_quantile(1 - p / 2)
     z_bar = normal_quantile(1 - alpha / (2 * max(family, 1))) + normal_quantile(_PLANNED_POWER)
     now = max(1, min(row.runs))
@@ -636,7 +580,7 @@ def _settle(rows: list[Row], alpha: float) -> list[Row]:
     out: list[Row] = []
     for i, row in enumerate(rows):
         q = q_of.get(i)
-        candidate = row.verdict in (REGRESSED, IMPROVED) and row.note != _NEW_SILENT_NOTE
+        candidate = row.verdict in (REGRESSED, IMPROVED) and not row.fact
         if not candidate:
             out.append(replace(row, q=q))
         elif not row.metric.gated:
@@ -650,6 +594,7 @@ def _settle(rows: list[Row], alpha: float) -> list[Row]:
             needed = _runs_to_settle(row, len(family), alpha)
             bound = "at least " if row.thin else "about "
             note = f"{row.verdict}? {why}; {bound}{needed} runs a side would settle it"
+            note += f" ({row.note})" if row.note else ""
             out.append(replace(row, verdict=INCONCLUSIVE, q=q, runs_needed=needed, note=note))
         else:
             out.append(replace(row, q=q))
@@ -717,6 +662,8 @@ def compare_sides(
         count_rows, new = _count_rows(a, b, transport, op, min_effect, alpha)
         rows.extend(count_rows)
         new_silent.extend(new)
+    # Server health joins the same family: one report, one bar for every figure it gates.
+    rows.extend(health_rows(a, b, min_effect=min_effect, alpha=alpha))
     rows = _settle(rows, alpha)
     diffs, note = _checks(a, b)
     warnings = _warnings(a, b)
