@@ -91,7 +91,7 @@ def test_a_session_leak_is_a_health_regression_first_in_every_report(groups: dic
     # Side by side in every report.
     md = render_markdown(c)
     assert md.index("### Server health") < md.index("### Verdicts")
-    assert "| 🔴 | http/server | RSS per 1k sessions |" in md
+    assert "| 🔴 | http/(server) | RSS per 1k sessions |" in md
     report = json.loads(render_json(c))
     rows = [r for r in report["rows"] if r["op"] == HEALTH_OP]
     assert {r["metric"] for r in rows} >= {"rss_per_1k_sessions", "crashes", "hangs", "restarts"}
@@ -100,7 +100,7 @@ def test_a_session_leak_is_a_health_regression_first_in_every_report(groups: dic
     assert "<h2>Server health</h2>" in render_html_comparison(c)
     terminal = render_comparison(c, Style(colour=False)).splitlines()
     assert any(
-        line.split()[:2] == ["http", "server"] and "RSS per 1k sessions" in line and "regressed" in line
+        line.split()[:2] == ["http", "(server)"] and "RSS per 1k sessions" in line and "regressed" in line
         for line in terminal
     ), terminal
 

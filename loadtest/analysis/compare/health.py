@@ -38,8 +38,9 @@ from loadtest.analysis.compare.stats import fisher_exact, median, welch
 
 __all__ = ["HEALTH_METRICS", "HEALTH_OP", "health_rows"]
 
-#: The op name health rows carry (they are about the server, not one operation).
-HEALTH_OP = "server"
+#: The op name health rows carry (they are about the server, not one operation); the
+#: parentheses keep it apart from any op a scenario can name.
+HEALTH_OP = "(server)"
 
 _RSS_1K = Metric("rss_per_1k_sessions", "RSS per 1k sessions", "health", unit="MB", absolute_min=1.0)
 _SLOPE = Metric("rss_slope", "RSS slope", "health", unit="MB/h", absolute_min=10.0)
