@@ -28,8 +28,8 @@ __all__ = [
 
 #: How the figures were tested, said at the foot of every comparison report.
 METHODS_NOTE = (
-    "With at least 3 runs a side: Welch's t on the logarithms of the per-run values (B/A is the ratio of "
-    "geometric means over runs; A and B are medians over runs). With fewer: a block bootstrap over "
+    "With at least 3 runs a side: Welch's t on the logarithms of the per-run values (A and B are "
+    "geometric means over runs). With fewer: medians, and a block bootstrap over "
     "per-second intervals (thin: the spread between runs is not seen, so never a verdict). Errors and silent "
     "failures: Fisher's exact test on counts. The report controls for its many figures: "
     + METHOD

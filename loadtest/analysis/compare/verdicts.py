@@ -347,6 +347,10 @@ def _failed_share(stats: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
     return failed, calls
 
 
+def _gmean(values: Sequence[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
 def _continuous_rows(
     a: Side,
     b: Side,
@@ -406,6 +410,8 @@ def _continuous_rows(
         return rows
     # key -> (ratio, interval, p, method, note)
     results: dict[str, tuple[float | None, tuple[float, float] | None, float | None, str, str]] = {}
+    # Geometric means over runs where the test is over runs: A, B and B/A then agree.
+    means: dict[str, tuple[float, float]] = {}
     if not thin:
         for metric, xa, xb in ready:
             test = welch([math.log(x) for x in xa], [math.log(x) for x in xb])
@@ -413,6 +419,7 @@ def _continuous_rows(
             lo, hi = test.interval()
             method = f"Welch t on log per-run values ({len(xa)} vs {len(xb)} runs)"
             results[metric.key] = (math.exp(test.diff), (math.exp(lo), math.exp(hi)), test.p, method, "")
+            means[metric.key] = (_gmean(xa), _gmean(xb))
     else:
         runs_a = [a.runs[i].intervals(transport).get(_tag(s, op), []) for i, s in stats_a]
         runs_b = [b.runs[i].intervals(transport).get(_tag(s, op), []) for i, s in stats_b]
@@ -439,8 +446,9 @@ def _continuous_rows(
     for row in rows:
         if row.metric.key in results and not row.note:
             ratio, ci, p, method, note = results[row.metric.key]
-            # A and B stay the medians over runs (robust to one odd run); B/A is the ratio the
-            # interval and the test are about (of geometric means, when there are enough runs).
+            # With enough runs A and B are the geometric means over runs, the quantities the test
+            # and the interval are about (so that B/A is B over A); with fewer, medians.
+            va, vb = means.get(row.metric.key, (row.a, row.b))
             ratio = row.ratio if ratio is None else ratio
             verdict = _verdict(row.metric, ratio, ci, p, min_effect, alpha)
             out.append(
@@ -448,8 +456,8 @@ def _continuous_rows(
                     transport,
                     op,
                     row.metric,
-                    row.a,
-                    row.b,
+                    va,
+                    vb,
                     ratio,
                     ci,
                     p,
