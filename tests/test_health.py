@@ -36,7 +36,7 @@ from loadtest.protocol.transports.http import new_client_session
 from loadtest.run.execute import execute
 from loadtest.run.targets.reference import REFERENCE_SERVER, free_port, reference_command, start_target
 from loadtest.scenario.model import load_scenario
-from loadtest.scenario.thresholds import parse_threshold
+from loadtest.scenario.thresholds import evaluate, parse_threshold
 
 MB = 2**20
 
@@ -390,3 +390,23 @@ def test_leak_flag_refuses_stdio() -> None:
     )
     assert out.returncode == 2
     assert "sse and streamable-http" in out.stderr
+
+
+def test_a_memory_threshold_on_too_little_data_has_no_figure_to_pass_on() -> None:
+    # Two sessions: the old "+3655 MB per 1k sessions" failed `rss_per_1k_sessions < 2`, and a
+    # lucky one passed it. Now there is no figure: the threshold says "no data" (whatever the
+    # thresholds decide to do with that, it is not a pass on a number that means nothing).
+    from loadtest.scenario.thresholds import evaluate
+
+    samples = [
+        Sample(float(i), 70 * MB + (4 * MB if i >= 12 else 0), 10, 1, 1 if i < 12 else 2, 0)
+        for i in range(20)
+    ]
+    health = assess(samples, warmup_s=2)
+    (result,) = evaluate(
+        ["http: rss_per_1k_sessions < 2"], {"http": {"server": {"health": health}, "ops": {}}}
+    )
+    assert result.value is None
+    assert not result.passed
+    assert "no rss_per_1k_sessions measured in http" in result.reason
+    assert health["evidence"]["rss_per_1k_sessions"]["enough_data"] is False
