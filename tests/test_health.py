@@ -396,8 +396,6 @@ def test_a_memory_threshold_on_too_little_data_has_no_figure_to_pass_on() -> Non
     # Two sessions: the old "+3655 MB per 1k sessions" failed `rss_per_1k_sessions < 2`, and a
     # lucky one passed it. Now there is no figure: the threshold says "no data" (whatever the
     # thresholds decide to do with that, it is not a pass on a number that means nothing).
-    from loadtest.scenario.thresholds import evaluate
-
     samples = [
         Sample(float(i), 70 * MB + (4 * MB if i >= 12 else 0), 10, 1, 1 if i < 12 else 2, 0)
         for i in range(20)
