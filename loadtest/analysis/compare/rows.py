@@ -28,6 +28,7 @@ __all__ = [
     "SCHEMA",
     "UNCHANGED",
     "Metric",
+    "NewSilent",
     "Row",
     "num",
 ]
@@ -143,3 +144,26 @@ def num(value: float | None) -> float | None:
     if value is None or not math.isfinite(value):
         return None
     return float(f"{value:.6g}")
+
+
+@dataclass(frozen=True)
+class NewSilent:
+    """A silent-failure kind that B had on an op and A did not."""
+
+    transport: str
+    op: str
+    kind: str
+    count: int
+    examples: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return f"{self.transport}/{self.op}: {self.kind} x{self.count} in B, none in A"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "transport": self.transport,
+            "op": self.op,
+            "kind": self.kind,
+            "count": self.count,
+            "examples": list(self.examples),
+        }
