@@ -20,14 +20,23 @@ def _document(path: Path) -> dict[str, object]:
     return document
 
 
-def test_a_slower_run_regresses_against_a_baseline_group(tmp_path: Path) -> None:
+def test_a_slower_single_run_is_inconclusive_against_a_baseline_group() -> None:
+    # One new run is thin evidence (issue 15 item 3): the slow-down is shown, with the runs
+    # that would settle it, and does not fail the job by itself.
     run = GOLDEN / "b" / "run-01"
     outcome = check_against_baseline(_document(run), run, GOLDEN / "a", min_effect=0.05)
-    assert outcome.regression
+    assert not outcome.regression
     text = outcome.render(Style(colour=False))
     assert "against baseline" in text
-    assert "http/echo p50" in text
-    assert "regressed (thin)" in text
+    assert "http/echo p50: regressed? thin evidence" in text
+    assert "runs a side would settle it" in text
+
+
+def test_a_new_silent_failure_kind_fails_against_a_baseline_group(tmp_path: Path) -> None:
+    run = GOLDEN / "b" / "run-02"
+    outcome = check_against_baseline(_document(run), run, GOLDEN / "a", min_effect=0.05)
+    assert outcome.regression
+    assert "NEW SILENT FAILURES" in outcome.render(Style(colour=False))
     junit = tmp_path / "junit.xml"
     document = {**_document(run), "thresholds": [{"expr": "p99 < 500ms", "value": 13000, "passed": True}]}
     write_junit(junit, document, outcome)
@@ -35,7 +44,7 @@ def test_a_slower_run_regresses_against_a_baseline_group(tmp_path: Path) -> None
     names = [case.get("name") for case in root.iter("testcase")]
     assert names[0] == "p99 < 500ms"
     assert "p50" in names
-    assert int(root.get("failures", "0")) == len(root.findall(".//failure")) >= 2
+    assert int(root.get("failures", "0")) == len(root.findall(".//failure")) >= 1
 
 
 def test_the_same_run_as_its_own_baseline_is_no_regression() -> None:

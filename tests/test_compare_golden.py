@@ -66,7 +66,9 @@ def test_reports_match_the_golden_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, args: list[str]
 ) -> None:
     code, output, files = _compare(tmp_path, monkeypatch, *args)
-    assert code == (1 if name != "options" else code)
+    # Only the groups (4 runs a side, and a new silent-failure kind) can fail: single runs and
+    # 2 against 2 are thin, so their changes are inconclusive and never fail the exit code.
+    assert code == {"groups": 1, "single": 0, "options": 0}[name]
     assert set(files) == {"md", "json", "xml"}
     _check(f"{name}.md", files["md"])
     _check(f"{name}.json", files["json"])

@@ -139,9 +139,13 @@ def test_a_short_soak_keeps_generator_memory_flat_and_logs_every_interval(tmp_pa
     generator = http["generator"]
     assert generator["rss_peak_bytes"] >= generator["rss_end_bytes"] > 0
     assert len(generator["rss_samples"]) == len(rows)
-    # The server side of the same soak is watched and judged.
+    # The server side of the same soak is watched and judged; 30 s leaves too short a window
+    # after warm-up for a memory trend (issue 15 item 13), and the verdict says what would do.
     health = http["server"]["health"]
-    assert health["verdict"] in ("stable", "growing")
+    assert health["verdict"] in ("stable", "growing", "unknown")
+    if health["verdict"] == "unknown":
+        assert "it would take a window of 60s after warm-up" in health["reason"], health["reason"]
+        assert health["rss_slope_mb_per_h"] is None
     assert health["crashes"] == health["hangs"] == 0
 
 

@@ -54,6 +54,8 @@ class BaselineOutcome:
                 f"({fmt_ratio(row)} {fmt_ci(row)}, p {fmt_p(row.p)}) {fmt_verdict(row)}"
             )
             lines.append(style.red(text) if row.verdict == REGRESSED else style.green(text))
+        # A change one run cannot settle is shown, with the runs that would (it never fails).
+        lines.extend(style.dim(f"  {row.key}: {row.note}") for row in c.inconclusive)
         lines.extend(style.dim(f"  warning: {w}") for w in c.warnings)
         return "\n".join(lines)
 

@@ -20,12 +20,29 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from loadtest.analysis.compare.health import HEALTH_OP
 from loadtest.analysis.compare.intervals import percentile_of_buckets
 from loadtest.analysis.compare.model import Run, Side
 from loadtest.analysis.compare.stats import Bucketed
-from loadtest.analysis.compare.verdicts import IMPROVED, NOT_ENOUGH, REGRESSED, Comparison
+from loadtest.analysis.compare.verdicts import (
+    IMPROVED,
+    INCONCLUSIVE,
+    NOT_COMPARABLE,
+    NOT_ENOUGH,
+    REGRESSED,
+    Comparison,
+)
 from loadtest.core.units import format_latency_us
-from loadtest.present.format import fmt_ci, fmt_p, fmt_ratio, fmt_value, fmt_verdict, side_summary
+from loadtest.present.format import (
+    METHODS_NOTE,
+    fmt_ci,
+    fmt_p,
+    fmt_ratio,
+    fmt_value,
+    fmt_verdict,
+    settings_line,
+    side_summary,
+)
 from loadtest.present.svg import Series, line_chart
 from loadtest.present.terminal import summary_rows
 
@@ -55,7 +72,7 @@ h3{font-size:15px;margin:18px 0 6px}
 table{border-collapse:collapse;margin:6px 0 12px;font-variant-numeric:tabular-nums}
 th,td{border:1px solid #d0d7de;padding:3px 8px;text-align:right;white-space:nowrap}
 th{background:#f6f8fa}td.l,th.l{text-align:left}
-tr.regressed td{background:#ffebe9}tr.improved td{background:#dafbe1}tr.nodata td{color:#8c959f}
+tr.regressed td{background:#ffebe9}tr.improved td{background:#dafbe1}tr.inconclusive td{background:#fff8c5}tr.nodata td{color:#8c959f}
 .charts{display:flex;flex-wrap:wrap;gap:12px}
 svg.chart{background:#fff;border:1px solid #d0d7de;border-radius:6px;font-size:11px}
 svg.chart text{fill:#1b1f24}svg.chart text.t{font-size:13px;font-weight:600}svg.chart text.a{fill:#57606a}
@@ -264,11 +281,13 @@ def _keys(runs: Sequence[Run]) -> tuple[list[str], list[tuple[str, str]]]:
 
 
 def _row_class(verdict: str, gated: bool) -> str:
-    if verdict == NOT_ENOUGH:
+    if verdict in (NOT_ENOUGH, NOT_COMPARABLE):
         return "nodata"
     if not gated:
         return "unchanged"
-    return {REGRESSED: "regressed", IMPROVED: "improved"}.get(verdict, "unchanged")
+    return {REGRESSED: "regressed", IMPROVED: "improved", INCONCLUSIVE: "inconclusive"}.get(
+        verdict, "unchanged"
+    )
 
 
 def _metrics_table(comparison: Comparison, rows: Sequence[Any], table_id: str = "") -> str:
@@ -306,7 +325,7 @@ def render_html_comparison(comparison: Comparison) -> str:
         "<ul>",
         f'<li><b style="color:{_COLOURS[0]}">A</b>: {escape(side_summary(c.a.label, len(c.a.runs), c.a.sdks, c.a.clients))}</li>',
         f'<li><b style="color:{_COLOURS[1]}">B</b>: {escape(side_summary(c.b.label, len(c.b.runs), c.b.sdks, c.b.clients))}</li>',
-        f"<li>minimum effect {c.min_effect:.0%}, significance {c.alpha:g}; intervals are 95% intervals of B/A</li>",
+        f"<li>{escape(settings_line(c))}</li>",
         "</ul>",
     ]
     if c.new_silent:
@@ -318,14 +337,23 @@ def render_html_comparison(comparison: Comparison) -> str:
                 + "</li>"
             )
         body.append("</ul></div>")
-    flagged = [row for row in c.rows if row.verdict in (REGRESSED, IMPROVED) and row.metric.gated]
-    flagged.sort(key=lambda row: row.verdict != REGRESSED)
+    order = {REGRESSED: 0, IMPROVED: 1, INCONCLUSIVE: 2, NOT_COMPARABLE: 3}
+    flagged = [row for row in c.rows if row.verdict in order and row.metric.gated]
+    flagged.sort(key=lambda row: order[row.verdict])
     body.append("<h2>Verdicts</h2>")
     body.append(
         _metrics_table(c, flagged)
         if flagged
         else f"<p>No metric changed by {c.min_effect:.0%} or more with significance.</p>"
     )
+    health = [row for row in c.rows if row.op == HEALTH_OP]
+    if health:
+        body.append("<h2>Server health</h2>")
+        body.append(
+            '<p class="muted">Per transport, from the launched server\'s health in each run '
+            "(B − A for figures; figures only from runs with enough data).</p>"
+        )
+        body.append(_metrics_table(c, health))
     if c.check_diffs or c.checks_note:
         body.append("<h2>Wire-behaviour differences (conformance checks)</h2>")
         if c.check_diffs:
@@ -353,11 +381,7 @@ def render_html_comparison(comparison: Comparison) -> str:
     body.append(_metrics_table(c, c.rows, "all-metrics"))
     if c.warnings:
         body.append("<h2>Warnings</h2><ul>" + "".join(f"<li>{escape(w)}</li>" for w in c.warnings) + "</ul>")
-    body.append(
-        '<p class="muted">Rank test (Mann-Whitney U) and bootstrap interval over runs; with too few runs for a rank test, '
-        "a block bootstrap over per-second intervals (<i>thin</i>: the spread between runs is not seen). Errors and silent "
-        "failures: Fisher's exact test on counts. <code>max</code> is shown, never gated.</p>"
-    )
+    body.append(f'<p class="muted">{escape(METHODS_NOTE)}</p>')
     return _page("mcp-loadtest compare", body)
 
 
@@ -454,15 +478,28 @@ def _health_rows(health: Mapping[str, Any]) -> list[tuple[str, str]]:
     def num(value: Any, fmt: str) -> str:
         return "-" if value is None else format(value, fmt)
 
+    evidence = health.get("evidence") or {}
+    slope_needs = (evidence.get("rss_slope") or {}).get("needs_window_s")
+    sessions_needs = (evidence.get("rss_per_1k_sessions") or {}).get("needs_sessions")
+    slope = (
+        f"{num(health.get('rss_slope_mb_per_h'), '+.2f')} MB/h"
+        if health.get("rss_slope_mb_per_h") is not None or not slope_needs
+        else f"no figure (needs a {slope_needs:g}s window)"
+    )
+    per_1k = (
+        f"{num(health.get('rss_per_1k_sessions_mb'), '+.3f')} MB"
+        if health.get("rss_per_1k_sessions_mb") is not None or not sessions_needs
+        else f"no figure (needs {sessions_needs} sessions)"
+    )
     rows = [
         ("verdict", f"{health.get('verdict', 'unknown')}: {health.get('reason', '')}"),
         (
             "RSS slope after warm-up",
-            f"{num(health.get('rss_slope_mb_per_h'), '+.2f')} MB/h (warm-up {num(health.get('warmup_s'), 'g')}s, window {num(health.get('window_s'), 'g')}s)",
+            f"{slope} (warm-up {num(health.get('warmup_s'), 'g')}s, window {num(health.get('window_s'), 'g')}s)",
         ),
         (
             "RSS per 1000 sessions",
-            f"{num(health.get('rss_per_1k_sessions_mb'), '+.3f')} MB over {num(health.get('sessions_in_window'), 'd')} sessions; released: {health.get('sessions_released')}",
+            f"{per_1k} over {num(health.get('sessions_in_window'), 'd')} sessions; released: {health.get('sessions_released')}",
         ),
         (
             "open descriptors",
