@@ -42,6 +42,7 @@ from loadtest.run.matrix import DEFAULT_REPEAT, check_differences, run_matrix, s
 from loadtest.run.targets.reference import reference_command
 from loadtest.run.workers import MAX_WORKERS, check_workers
 from loadtest.scenario.model import Scenario, load_scenario
+from loadtest.scenario.thresholds import vocabulary_notes
 
 EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE, EXIT_RUN_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -139,6 +140,8 @@ def run(
     """Run SCENARIO (default: the bundled smoke scenario against the bundled reference server)."""
     overrides = _overrides(transports, target_cmd, url, sessions, duration, requests, rate)
     loaded = load_scenario(scenario, overrides)
+    for note in vocabulary_notes(loaded.thresholds):
+        click.echo(f"note: {loaded.source or 'scenario'}: {note}", err=True)
     check_workers(loaded, workers)
     if baseline is not None and not baseline.is_dir():
         raise UsageError(f"--baseline {baseline}: no such directory; create it by copying a run into it")
@@ -176,11 +179,14 @@ async def _run(
         )
         tg.cancel_scope.cancel()
     document = outcome.document
+    # A run that could not be carried out and measured nothing has no table to show: a table of
+    # zeros under "pass" thresholds would read as a result. Its one error line says it all.
+    measured = bool((document.get("totals") or {}).get("calls"))
     if as_json:
         sys.stdout.write(
             orjson.dumps({**document, "path": str(outcome.path)}, option=orjson.OPT_INDENT_2).decode() + "\n"
         )
-    else:
+    elif outcome.failure is None or measured:
         click.echo(render_summary(document, _style()))
         click.echo(f"results: {outcome.path}")
     if outcome.interrupted:

@@ -21,7 +21,7 @@ from loadtest.analysis.compare.model import Run, Side, load_side
 from loadtest.analysis.compare.verdicts import DEFAULT_MIN_EFFECT, REGRESSED, Comparison, compare_sides
 from loadtest.core.errors import UsageError
 from loadtest.present.format import fmt_ci, fmt_p, fmt_ratio, fmt_value, fmt_verdict
-from loadtest.present.terminal import Style
+from loadtest.present.terminal import Style, threshold_line
 
 __all__ = ["BaselineOutcome", "check_against_baseline", "write_junit"]
 
@@ -89,9 +89,7 @@ def write_junit(path: Path, document: Mapping[str, Any], outcome: BaselineOutcom
         case = ET.Element(
             "testcase", classname="mcp-loadtest.scenario.thresholds", name=str(item.get("expr")), time="0"
         )
-        message = f"{item.get('expr')}: measured {item.get('value')}" + (
-            f" (worst: {item['scope']})" if item.get("scope") else ""
-        )
+        message = threshold_line(item)
         if item.get("passed"):
             ET.SubElement(case, "system-out").text = message
         else:
