@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from loadtest.run.targets.reference import REFERENCE_SERVER
 
@@ -82,3 +83,50 @@ def test_an_unreachable_url_is_one_line_no_table_and_no_passing_threshold(tmp_pa
     run = json.loads(run_json.read_text())
     assert run["error"]
     assert not any(item["passed"] for item in run["thresholds"])
+
+
+def _through_proxy(tmp_path: Path, faults: str) -> dict[str, Any]:
+    """A stdio run through the fault proxy (its own process) wrapping the reference server."""
+    proxy = [sys.executable, "-m", "loadtest.proxy", "--stdio", "--faults", faults, "--seed", "1"]
+    command = [*proxy, "--", "{python}", str(REFERENCE_SERVER), "--transport", "stdio"]
+    path = tmp_path / "proxied.toml"
+    path.write_text(
+        f"""
+transports = ["stdio"]
+thresholds = ["error_rate == 0", "silent_rate == 0", "failure_rate == 0", "silent_failures == 0"]
+[target]
+command = {json.dumps(command)}
+[workload]
+sessions = 1
+requests = 90
+warmup = "0s"
+request_timeout = "1s"
+[[ops]]
+tool = "echo"
+arguments = {{ text = "{{nonce}}" }}
+expect = {{ text = "{{nonce}}" }}
+"""
+    )
+    done = cli("run", str(path), "--out", str(tmp_path / "out"), "--no-progress", "--json")
+    assert done.returncode in (0, 1), done.stderr
+    run: dict[str, Any] = json.loads(done.stdout)
+    return run
+
+
+def test_answers_to_foreign_ids_fail_silent_and_failure_rates_not_error_rate(tmp_path: Path) -> None:
+    # The proxy rewrites the id of every 9th answer (4 times): the tester gets answers to ids it
+    # never sent (misrouted, not attributable to an op) and the real calls go unanswered (lost).
+    run = _through_proxy(tmp_path, "foreign_id:every=9:max=4")
+    verdicts = {item["expr"]: item for item in run["thresholds"]}
+    assert verdicts["error_rate == 0"]["passed"] is True  # nothing loud happened
+    for expr in ("silent_rate == 0", "failure_rate == 0", "silent_failures == 0"):
+        assert verdicts[expr]["passed"] is False, verdicts[expr]
+        scopes = {check["scope"]: check["value"] for check in verdicts[expr]["checked"]}
+        # The misrouted answers are in the gate, as their own scope: no op could be blamed.
+        assert scopes["stdio/(unattributed)"] > 0, scopes
+    assert verdicts["silent_failures == 0"]["value"] == 4
+
+
+def test_a_clean_run_through_the_proxy_passes_every_rate(tmp_path: Path) -> None:
+    run = _through_proxy(tmp_path, "")
+    assert all(item["passed"] for item in run["thresholds"]), run["thresholds"]
