@@ -130,3 +130,43 @@ def test_answers_to_foreign_ids_fail_silent_and_failure_rates_not_error_rate(tmp
 def test_a_clean_run_through_the_proxy_passes_every_rate(tmp_path: Path) -> None:
     run = _through_proxy(tmp_path, "")
     assert all(item["passed"] for item in run["thresholds"]), run["thresholds"]
+
+
+def _copy_run(source: Path, target: Path, thresholds: list[dict[str, Any]]) -> Path:
+    import shutil
+
+    shutil.copytree(source, target)
+    document = json.loads((target / "run.json").read_text())
+    document["thresholds"] = thresholds
+    (target / "run.json").write_text(json.dumps(document))
+    return target
+
+
+def test_compare_shows_each_sides_thresholds_and_fails_on_bs(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from loadtest.cli.main import main
+
+    golden = Path(__file__).parent / "golden" / "compare" / "a" / "run-01"
+    passed = [{"expr": "silent_failures == 0", "value": 0, "passed": True, "scope": "http/echo"}]
+    failed = [
+        {
+            "expr": "silent_failures == 0",
+            "value": None,
+            "passed": False,
+            "scope": None,
+            "reason": "no data in http/echo (no measured calls)",
+        }
+    ]
+    a = _copy_run(golden, tmp_path / "a", passed)
+    same = CliRunner().invoke(main, ["compare", str(a), str(_copy_run(golden, tmp_path / "b1", passed))])
+    assert same.exit_code == 0, same.output
+    junit = tmp_path / "junit.xml"
+    b = _copy_run(golden, tmp_path / "b2", failed)
+    result = CliRunner().invoke(main, ["compare", str(a), str(b), "--junit", str(junit)])
+    assert result.exit_code == 1, result.output
+    assert "FAIL B: " in result.output
+    assert "silent_failures == 0: no data — no data in http/echo" in result.output
+    xml = junit.read_text()
+    assert 'name="thresholds"' in xml
+    assert 'type="threshold"' in xml

@@ -7,6 +7,7 @@ traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import sys
@@ -21,14 +22,17 @@ import orjson
 from loadtest import __version__
 from loadtest.analysis.compare.model import load_side
 from loadtest.analysis.compare.verdicts import compare_sides
+from loadtest.analysis.gates import any_failed, side_gates
 from loadtest.cli.compare import write_reports
 from loadtest.core.aio import task_group
 from loadtest.core.errors import UsageError, friendly
 from loadtest.present.baseline import check_against_baseline, write_junit
 from loadtest.present.compare_terminal import render_comparison
+from loadtest.present.gates import gates_terminal
 from loadtest.present.progress import TerminalProgress
 from loadtest.present.terminal import Style, render_summary
-from loadtest.results.document import run_dir
+from loadtest.present.wire_diffs import group_differences, render_groups
+from loadtest.results.document import load_run, run_dir
 from loadtest.run.clients.config import (
     CLIENT_KINDS,
     DEFAULT_WORKERS,
@@ -410,13 +414,22 @@ async def _matrix(
         )
         tg.cancel_scope.cancel()
     usable = [side for side in sides if side.usable]
+    gates = [(side.label, side_gates([load_run(path) for path in side.runs])) for side in usable]
     if usable:
         click.echo(_table(side_by_side(usable)))
-    differences = check_differences(sides)
-    if differences:
+        for line in gates_terminal(gates, _style()):
+            click.echo(line)
+    # Printed once, here, grouped by cause: the comparisons below leave them out on screen
+    # (their written reports keep them).
+    pairs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for a, b, diff in check_differences(sides):
+        pairs.setdefault((a, b), []).append(diff.to_dict())
+    if pairs:
         click.echo("\nwire-behaviour differences (conformance checks):")
-        for a, b, diff in differences:
-            click.echo(f"  {a} -> {b}: {diff}")
+        for (a, b), diffs in pairs.items():
+            click.echo(f"  {a} -> {b}:")
+            for line in render_groups(group_differences(diffs), indent="    "):
+                click.echo(line)
     regressed = False
     if len(usable) >= 2 and not control.was_interrupted:
         # The first SDK is the reference ("before"); every other one is compared with it.
@@ -427,7 +440,8 @@ async def _matrix(
             after = load_side([directory / side.label], label=f"{side.label} ({side_title(side)})")
             comparison = compare_sides(before, after)
             click.echo("")
-            click.echo(render_comparison(comparison, _style()))
+            on_screen = dataclasses.replace(comparison, check_diffs=[]) if pairs else comparison
+            click.echo(render_comparison(on_screen, _style()))
             # Not Path.with_suffix: labels such as "mcp-1.23.1" have dots of their own.
             stem = f"compare-{usable[0].label}-vs-{side.label}"
             reports = {ext: directory / f"{stem}.{ext}" for ext in ("md", "html", "json")}
@@ -448,7 +462,13 @@ async def _matrix(
             "mcp-loadtest: error: fewer than two SDK specs produced results; nothing to compare", err=True
         )
         return EXIT_RUN_FAILED
-    return EXIT_THRESHOLD if regressed else EXIT_OK
+    failed_gates = [label for label, side_list in gates if any_failed(side_list)]
+    if failed_gates:
+        click.echo(
+            f"mcp-loadtest: a threshold of the scenario failed on {', '.join(failed_gates)}; see the summary",
+            err=True,
+        )
+    return EXIT_THRESHOLD if regressed or failed_gates else EXIT_OK
 
 
 def _no_sdk_workers(kind: str, workers: int) -> None:

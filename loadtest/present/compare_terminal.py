@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from loadtest.analysis.compare.verdicts import IMPROVED, NOT_ENOUGH, REGRESSED, Comparison
 from loadtest.present.format import fmt_ci, fmt_p, fmt_ratio, fmt_value, fmt_verdict, side_summary
 from loadtest.present.terminal import Style
+from loadtest.present.wire_diffs import group_differences, render_groups
 
 __all__ = ["render_comparison"]
 
@@ -65,7 +66,7 @@ def render_comparison(comparison: Comparison, style: Style) -> str:
     if c.check_diffs:
         lines.append("")
         lines.append(style.bold("wire-behaviour differences (conformance checks)"))
-        lines.extend(f"  {diff['line']}" for diff in c.check_diffs)
+        lines.extend(render_groups(group_differences(c.check_diffs)))
     if c.warnings:
         lines.append("")
         lines.extend(style.red(f"warning: {w}") for w in c.warnings)
