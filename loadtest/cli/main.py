@@ -25,8 +25,8 @@ from loadtest.analysis.compare.verdicts import compare_sides
 from loadtest.analysis.gates import any_failed, side_gates
 from loadtest.cli.compare import write_reports
 from loadtest.core.aio import task_group
-from loadtest.core.errors import UsageError, friendly
-from loadtest.present.baseline import check_against_baseline, write_junit
+from loadtest.core.errors import LoadtestError, UsageError, friendly
+from loadtest.present.baseline import BaselineOutcome, check_against_baseline, write_junit, write_markdown
 from loadtest.present.compare_terminal import render_comparison
 from loadtest.present.gates import gates_terminal
 from loadtest.present.progress import TerminalProgress
@@ -97,6 +97,17 @@ def main() -> None:
     help="Write JUnit XML: thresholds (and baseline verdicts).",
 )
 @click.option(
+    "--markdown",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="F",
+    help="Write a markdown summary (thresholds, baseline verdicts) for a CI step summary.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="--baseline: compare with every baseline run, even those from another workload or machine.",
+)
+@click.option(
     "--client",
     "client_kind",
     type=click.Choice(CLIENT_KINDS),
@@ -136,6 +147,8 @@ def run(
     no_progress: bool,
     baseline: Path | None,
     junit: Path | None,
+    markdown: Path | None,
+    force: bool,
     client_kind: ClientKind | None,
     client_sdk: str | None,
     client_workers: int,
@@ -154,8 +167,21 @@ def run(
         kind, client_sdk, workers=client_workers, log=lambda line: click.echo(f"  {line}", err=True)
     )
     _no_sdk_workers(kind, workers)
-    code = anyio.run(_run, loaded, out, as_json, no_progress, baseline, junit, client, workers)
+    if force and baseline is None:
+        raise UsageError("--force goes with --baseline (it compares with every baseline run)")
+    reports = _Reports(baseline, junit, markdown, force)
+    code = anyio.run(_run, loaded, out, as_json, no_progress, reports, client, workers)
     sys.exit(code)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Reports:
+    """What ``run`` compares with and writes after the run."""
+
+    baseline: Path | None
+    junit: Path | None
+    markdown: Path | None
+    force: bool
 
 
 async def _run(
@@ -163,8 +189,7 @@ async def _run(
     out: Path,
     as_json: bool,
     no_progress: bool,
-    baseline: Path | None,
-    junit: Path | None,
+    reports: _Reports,
     client: ClientConfig,
     workers: int,
 ) -> int:
@@ -193,18 +218,29 @@ async def _run(
     elif outcome.failure is None or measured:
         click.echo(render_summary(document, _style()))
         click.echo(f"results: {outcome.path}")
+    against = None
+    if reports.baseline is not None and outcome.failure is None and not outcome.interrupted:
+        try:
+            against = check_against_baseline(
+                document, outcome.path.parent, reports.baseline, force=reports.force
+            )
+        except LoadtestError as exc:
+            # Whatever the baseline's trouble, the JUnit file and the summary still get written.
+            against = BaselineOutcome(None, str(reports.baseline), note=str(exc), error=exc)
+        click.echo(against.render(_style()), err=as_json)
+    if reports.junit is not None:
+        write_junit(reports.junit, document, against)
+    if reports.markdown is not None:
+        write_markdown(reports.markdown, document, against)
     if outcome.interrupted:
         click.echo("mcp-loadtest: interrupted; partial results written", err=True)
         return EXIT_INTERRUPTED
     if outcome.failure is not None:
         click.echo(f"mcp-loadtest: error: {outcome.failure}", err=True)
         return outcome.failure.exit_code
-    against = None
-    if baseline is not None:
-        against = check_against_baseline(document, outcome.path.parent, baseline)
-        click.echo(against.render(_style()), err=as_json)
-    if junit is not None:
-        write_junit(junit, document, against)
+    if against is not None and against.error is not None:
+        click.echo(f"mcp-loadtest: error: {against.error}", err=True)
+        return against.error.exit_code
     regressed = against is not None and against.regression
     if outcome.target_failures:
         click.echo(

@@ -134,6 +134,8 @@ def _document(
         # test) or an `mcp` SDK's own client (that client is under test too).
         "client": client.meta(),
         "scenario_hash": scenario.scenario_hash,
+        # What was asked of the target, not where it lives: what comparisons key on.
+        "workload_hash": scenario.workload_hash,
         # Generator processes; not part of the scenario (nor its hash): the load is the same.
         "workers": workers,
     }

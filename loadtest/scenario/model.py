@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from loadtest.core.errors import UsageError
 from loadtest.core.units import parse_duration, parse_rate
+from loadtest.scenario.identity import workload_hash
 from loadtest.scenario.thresholds import Threshold, parse_threshold
 
 if sys.version_info >= (3, 11):
@@ -566,6 +567,11 @@ class Scenario:
             data.pop(key, None)
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    @property
+    def workload_hash(self) -> str:
+        """Identifies what was asked of the target, not where it lives (see scenario.identity)."""
+        return workload_hash(self.to_dict())
 
 
 # --------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loadtest.analysis.compare.intervals import percentile_of_buckets
-from loadtest.analysis.compare.model import Side, comparability_problems
+from loadtest.analysis.compare.model import Side, comparability_problems, comparability_warnings
 from loadtest.analysis.compare.stats import (
     block_bootstrap,
     bootstrap_runs,
@@ -537,8 +537,8 @@ def compare_sides(
 ) -> Comparison:
     """Compare side A (before) with side B (after).
 
-    Raises :class:`LoadtestError` (exit 3) when the runs are not comparable (different scenario
-    hashes or machine fingerprints), unless ``force``: then the reasons become warnings.
+    Raises :class:`LoadtestError` (exit 3) when the runs are not comparable (different workloads
+    or machines, naming the keys), unless ``force``: then the reasons become warnings.
     """
     problems = comparability_problems(a, b)
     if problems and not force:
@@ -553,7 +553,7 @@ def compare_sides(
         rows.extend(count_rows)
         new_silent.extend(new)
     diffs, note = _checks(a, b)
-    warnings = _warnings(a, b)
+    warnings = comparability_warnings(a, b) + _warnings(a, b)
     if problems:
         warnings.insert(0, "compared with --force despite " + "; ".join(problems))
     return Comparison(a, b, rows, new_silent, diffs, note, warnings, min_effect, alpha, forced=problems)
