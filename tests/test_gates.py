@@ -170,3 +170,38 @@ def test_compare_shows_each_sides_thresholds_and_fails_on_bs(tmp_path: Path) -> 
     xml = junit.read_text()
     assert 'name="thresholds"' in xml
     assert 'type="threshold"' in xml
+
+
+def _with_misrouted(n: int) -> dict[str, Any]:
+    """A run document: 1000 clean echo calls on http, and ``n`` answers to unknown ids."""
+    ops: dict[str, Any] = {
+        "echo": {
+            "count": 1000,
+            "ok": 1000,
+            "errors": {},
+            "silent": {},
+            "rate": 100.0,
+            "latency_us": {"p50": 1000, "p90": 1500, "p99": 2000, "p999": 2500, "max": 3000, "mean": 1100},
+        }
+    }
+    if n:
+        ops["(unattributed)"] = {"count": 0, "ok": 0, "errors": {}, "silent": {"misrouted": n}}
+    return {
+        "schema": "mcp-loadtest/run/1",
+        "meta": {"scenario_hash": "h"},
+        "transports": {"http": {"ops": ops}},
+    }
+
+
+def test_compare_weighs_unattributed_failures_against_the_transports_calls() -> None:
+    from loadtest.analysis.compare.model import Run, Side
+    from loadtest.analysis.compare.verdicts import REGRESSED, compare_sides
+
+    def side(label: str, n: int) -> Side:
+        return Side(label, [Run(Path(f"/nonexistent/{label}"), _with_misrouted(n), label)])
+
+    # Both sides misroute (so it is no new kind): only the rate over all calls can tell them apart.
+    c = compare_sides(side("A", 2), side("B", 300))
+    row = next(r for r in c.rows if r.op == "(unattributed)" and r.metric.kind == "count")
+    assert row.verdict == REGRESSED, row
+    assert "300/1000" in row.method
