@@ -205,3 +205,17 @@ def test_compare_weighs_unattributed_failures_against_the_transports_calls() -> 
     row = next(r for r in c.rows if r.op == "(unattributed)" and r.metric.kind == "count")
     assert row.verdict == REGRESSED, row
     assert "300/1000" in row.method
+
+
+def test_a_scenario_gating_only_error_rate_is_told_its_meaning_changed(tmp_path: Path) -> None:
+    scenario = tmp_path / "old.toml"
+    scenario.write_text(
+        'transports = ["http"]\nthresholds = ["error_rate == 0"]\n'
+        '[workload]\nrequests = 20\nwarmup = "0s"\n[[ops]]\nmethod = "ping"\n'
+    )
+    done = cli("run", str(scenario), "--out", str(tmp_path / "out"), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    (note,) = [line for line in done.stderr.splitlines() if line.startswith("note:")]
+    assert str(scenario) in note
+    assert "loud failures only" in note
+    assert "failure_rate" in note

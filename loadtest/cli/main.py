@@ -388,6 +388,8 @@ def matrix(
     loaded = load_scenario(
         scenario, _overrides(transports, server_cmd, None, sessions, duration, requests, rate)
     )
+    for note in vocabulary_notes(loaded.thresholds):
+        click.echo(f"note: {loaded.source or 'scenario'}: {note}", err=True)
     if client_kind == "builtin" and client_specs:
         raise UsageError("--client-sdk needs --client sdk (or no --client at all)")
     kind: ClientKind = client_kind or ("sdk" if client_specs else "builtin")
