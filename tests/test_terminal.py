@@ -96,3 +96,19 @@ def test_a_threshold_without_data_says_no_data_not_measured_none() -> None:
     assert "None" not in text
     assert "0 calls, 0 errors (error_rate -), 0 silent failures (silent_rate -)" in text
     assert "nothing was measured" in text
+
+
+def test_the_html_run_report_says_no_data_too(tmp_path: Any) -> None:
+    from pathlib import Path
+
+    from loadtest.analysis.compare.model import Run
+    from loadtest.present.html import render_html_run
+
+    run = _run()
+    run["thresholds"] = [
+        {"expr": "p99 < 1s", "value": None, "passed": False, "scope": None, "reason": "no data in http/blob"}
+    ]
+    page = render_html_run(Run(Path(tmp_path), run, "r"))
+    assert "no data — no data in http/blob" in page
+    assert "measured None" not in page
+    assert "failure_rate 3.00%" in page

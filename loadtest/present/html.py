@@ -27,7 +27,7 @@ from loadtest.analysis.compare.verdicts import IMPROVED, NOT_ENOUGH, REGRESSED, 
 from loadtest.core.units import format_latency_us
 from loadtest.present.format import fmt_ci, fmt_p, fmt_ratio, fmt_value, fmt_verdict, side_summary
 from loadtest.present.svg import Series, line_chart
-from loadtest.present.terminal import summary_rows
+from loadtest.present.terminal import Style, summary_rows, threshold_line, totals_line
 
 __all__ = ["render_html_comparison", "render_html_run", "write_html"]
 
@@ -394,8 +394,8 @@ def render_html_run(run: Run) -> str:
     totals = document.get("totals") or {}
     silent = totals.get("silent_failures", 0)
     body.append(
-        f'<p><span class="headline {"bad" if silent or totals.get("errors") else "good"}">{totals.get("calls", 0)} calls, '
-        f"{totals.get('errors', 0)} errors, {silent} silent failures</span></p>"
+        f'<p><span class="headline {"bad" if silent or totals.get("errors") else "good"}">'
+        f"{escape(totals_line(totals, Style(colour=False)))}</span></p>"
     )
     body.append(_run_table(document))
     thresholds = document.get("thresholds") or []
@@ -404,7 +404,8 @@ def render_html_run(run: Run) -> str:
         for item in thresholds:
             mark = "pass" if item.get("passed") else "<b style='color:#cf222e'>FAIL</b>"
             body.append(
-                f"<li>{mark} <code>{escape(str(item.get('expr')))}</code> measured {escape(str(item.get('value')))}</li>"
+                f"<li>{mark} <code>{escape(str(item.get('expr')))}</code> "
+                f"{escape(threshold_line(item)[len(str(item.get('expr'))) :].strip())}</li>"
             )
         body.append("</ul>")
     body.append("<h2>Latency distribution</h2>")
