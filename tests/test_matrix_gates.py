@@ -77,6 +77,10 @@ async def test_matrix_fails_on_a_threshold_shows_it_per_side_and_lists_wire_diff
     markdown = stem.with_name(stem.name + ".md").read_text()
     assert "Thresholds (every run must pass)" in markdown
     assert "`p50 < 1us` | 🔴 FAIL in 1/1 runs" in markdown
+    # The report groups the wire differences by cause as well: one row for the version's.
+    assert "checks | unchanged | protocol version negotiated: 2024-11-05 -> " in markdown
+    assert "| `http-initialize` |" not in markdown
+    assert "| `http-endpoint-path` |" in markdown
     report = orjson.loads(stem.with_name(stem.name + ".json").read_bytes())
     assert [gate["passed"] for gate in report["thresholds"]["b"]] == [False, True]
     assert 'id="thresholds"' in stem.with_name(stem.name + ".html").read_text()

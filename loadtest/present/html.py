@@ -28,6 +28,7 @@ from loadtest.core.units import format_latency_us
 from loadtest.present.format import fmt_ci, fmt_p, fmt_ratio, fmt_value, fmt_verdict, side_summary
 from loadtest.present.svg import Series, line_chart
 from loadtest.present.terminal import Style, summary_rows, threshold_line, totals_line
+from loadtest.present.wire_diffs import by_cause
 
 __all__ = ["render_html_comparison", "render_html_run", "write_html"]
 
@@ -332,7 +333,13 @@ def render_html_comparison(comparison: Comparison) -> str:
             body.append(
                 '<table><thead><tr><th class="l">check</th><th class="l">status A → B</th><th class="l">observed A → B</th></tr></thead><tbody>'
             )
-            for diff in c.check_diffs:
+            causes, single = by_cause(c.check_diffs)
+            for group in causes:
+                body.append(
+                    f'<tr><td class="l">{len(group.ids)} checks</td><td class="l">unchanged</td>'
+                    f'<td class="l">{escape(group.cause)}: {escape(", ".join(group.ids))}</td></tr>'
+                )
+            for diff in single:
                 status = " → ".join(str(s) for s in diff["status"])
                 observed = " → ".join(str(o) if o is not None else "(absent)" for o in diff["observed"])
                 body.append(

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from loadtest.analysis.compare.verdicts import IMPROVED, NOT_ENOUGH, REGRESSED, Comparison, Row
 from loadtest.present.format import fmt_ci, fmt_p, fmt_ratio, fmt_value, fmt_verdict, side_summary
+from loadtest.present.wire_diffs import by_cause
 
 __all__ = ["MAX_BYTES", "render_markdown"]
 
@@ -80,7 +81,12 @@ def render_markdown(comparison: Comparison, *, max_bytes: int = MAX_BYTES) -> st
         lines.append("")
         lines.append("| check | status A → B | observed A → B |")
         lines.append("|---|---|---|")
-        for diff in c.check_diffs:
+        causes, single = by_cause(c.check_diffs)
+        for group in causes:
+            lines.append(
+                f"| {len(group.ids)} checks | unchanged | {_cell(group.cause)}: {_cell(', '.join(group.ids))} |"
+            )
+        for diff in single:
             status = " → ".join(str(s) for s in diff["status"])
             observed = " → ".join(str(o) if o is not None else "(absent)" for o in diff["observed"])
             lines.append(f"| `{_cell(diff['id'])}` | {_cell(status)} | {_cell(observed)} |")

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DiffGroup", "group_differences", "render_groups"]
+__all__ = ["DiffGroup", "by_cause", "group_differences", "render_groups"]
 
 _VERSION = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
 
@@ -74,3 +74,10 @@ def group_differences(diffs: Iterable[Mapping[str, Any]]) -> list[DiffGroup]:
 def render_groups(groups: Sequence[DiffGroup], indent: str = "  ") -> list[str]:
     """One line per group."""
     return [f"{indent}{group.render()}" for group in groups]
+
+
+def by_cause(diffs: Sequence[Mapping[str, Any]]) -> tuple[list[DiffGroup], list[Mapping[str, Any]]]:
+    """For table reports: the cause groups, and the differences left to list one per row."""
+    causes = [group for group in group_differences(diffs) if group.cause]
+    grouped = {check_id for group in causes for check_id in group.ids}
+    return causes, [diff for diff in diffs if str(diff.get("id")) not in grouped]
