@@ -135,3 +135,19 @@ def test_run_markdown_has_thresholds_and_the_baseline_verdict() -> None:
     assert text.startswith("## mcp-loadtest run: 🔴 threshold failed")
     assert "| 🔴 | `p99 < 1s` | no data — no data in http/echo (no measured calls) |" in text
     assert "## mcp-loadtest compare" in text
+
+
+def test_junit_of_a_run_that_could_not_be_carried_out_has_an_error_case(tmp_path: Path) -> None:
+    junit = tmp_path / "j.xml"
+    document = {
+        "error": "cannot reach http://127.0.0.1:1/mcp: connection refused",
+        "thresholds": [
+            {"expr": "p99 < 1s", "value": None, "passed": False, "reason": "no data in http/echo"}
+        ],
+    }
+    write_junit(junit, document)
+    root = ET.parse(junit).getroot()
+    assert (root.get("errors"), root.get("failures")) == ("1", "1")
+    error = root.find(".//error")
+    assert error is not None
+    assert "127.0.0.1:1" in (error.get("message") or "")

@@ -147,7 +147,13 @@ def write_junit(path: Path, document: Mapping[str, Any], outcome: BaselineOutcom
     """JUnit XML for ``run --junit F``: one case per threshold, plus one per gated metric of the
     baseline comparison when there is one (a regression is a failure)."""
     cases: list[ET.Element] = []
-    failures = skipped = 0
+    failures = skipped = errors = 0
+    if document.get("error"):
+        # The run could not be carried out: one error case says why, above thresholds without data.
+        case = ET.Element("testcase", classname="mcp-loadtest.run", name="run", time="0")
+        ET.SubElement(case, "error", message=str(document["error"]), type="run").text = str(document["error"])
+        cases.append(case)
+        errors += 1
     for item in document.get("thresholds") or []:
         case = ET.Element(
             "testcase", classname="mcp-loadtest.scenario.thresholds", name=str(item.get("expr")), time="0"
@@ -199,14 +205,16 @@ def write_junit(path: Path, document: Mapping[str, Any], outcome: BaselineOutcom
                 ET.SubElement(case, "system-out").text = message
             cases.append(case)
     name = "mcp-loadtest run"
-    root = ET.Element("testsuites", name=name, tests=str(len(cases)), failures=str(failures), errors="0")
+    root = ET.Element(
+        "testsuites", name=name, tests=str(len(cases)), failures=str(failures), errors=str(errors)
+    )
     suite = ET.SubElement(
         root,
         "testsuite",
         name=name,
         tests=str(len(cases)),
         failures=str(failures),
-        errors="0",
+        errors=str(errors),
         skipped=str(skipped),
     )
     suite.extend(cases)
