@@ -91,10 +91,15 @@ def test_an_old_run_and_a_new_one_of_another_build_compare_with_the_target_in_th
     result = CliRunner().invoke(main, ["compare", str(a), str(b), "--markdown", str(markdown)])
     assert result.exit_code in (0, 1), result.output
     assert "refusing" not in result.output
-    header = "the target differs: target.command: '/opt/v1/server' in"
-    assert header in result.output
-    assert "'/opt/v2/server' in" in result.output
-    assert header in markdown.read_text()
+    # In the header, right under the sides, not among the warnings at the end.
+    lines = result.output.splitlines()
+    b_line = next(i for i, line in enumerate(lines) if line.startswith("B: "))
+    assert lines[b_line + 1].startswith("target differs: target.command: '/opt/v1/server' in")
+    assert "'/opt/v2/server' in" in lines[b_line + 1]
+    assert "warning: the target differs" not in result.output
+    text = markdown.read_text()
+    assert "- **target differs**: target.command: '/opt/v1/server' in" in text
+    assert text.index("target differs") < text.index("minimum effect")
 
 
 def test_a_refusal_names_every_key_that_differs(tmp_path: Path) -> None:
@@ -142,5 +147,5 @@ def test_two_builds_of_a_server_at_different_paths_compare_end_to_end(tmp_path: 
     assert a["meta"]["scenario_hash"] != b["meta"]["scenario_hash"]
     result = CliRunner().invoke(main, ["compare", str(runs[0]), str(runs[1])])
     assert result.exit_code in (0, 1), result.output
-    assert "the target differs: target.command:" in result.output
+    assert "target differs: target.command:" in result.output
     assert "v1/server.py" in result.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from loadtest.analysis.compare.model import split_target
 from loadtest.analysis.compare.verdicts import IMPROVED, NOT_ENOUGH, REGRESSED, Comparison
 from loadtest.present.format import fmt_ci, fmt_p, fmt_ratio, fmt_value, fmt_verdict, side_summary
 from loadtest.present.terminal import Style
@@ -33,6 +34,7 @@ def render_comparison(comparison: Comparison, style: Style) -> str:
         (style.red if c.regressed else style.green)(c.headline()),
         f"A: {side_summary(c.a.label, len(c.a.runs), c.a.sdks, c.a.clients)}",
         f"B: {side_summary(c.b.label, len(c.b.runs), c.b.sdks, c.b.clients)}",
+        *(f"target differs: {t}" for t in split_target(c.warnings)[0]),
         f"minimum effect {c.min_effect:.0%}, significance {c.alpha:g}",
     ]
     for item in c.new_silent:
@@ -67,9 +69,10 @@ def render_comparison(comparison: Comparison, style: Style) -> str:
         lines.append("")
         lines.append(style.bold("wire-behaviour differences (conformance checks)"))
         lines.extend(render_groups(group_differences(c.check_diffs)))
-    if c.warnings:
+    warnings = split_target(c.warnings)[1]
+    if warnings:
         lines.append("")
-        lines.extend(style.red(f"warning: {w}") for w in c.warnings)
+        lines.extend(style.red(f"warning: {w}") for w in warnings)
     methods = sorted({row.method.split(" (")[0] for row in c.rows if row.method})
     if methods:
         lines.append(

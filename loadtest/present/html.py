@@ -21,7 +21,7 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from loadtest.analysis.compare.intervals import percentile_of_buckets
-from loadtest.analysis.compare.model import Run, Side
+from loadtest.analysis.compare.model import Run, Side, split_target
 from loadtest.analysis.compare.stats import Bucketed
 from loadtest.analysis.compare.verdicts import IMPROVED, NOT_ENOUGH, REGRESSED, Comparison
 from loadtest.core.units import format_latency_us
@@ -307,6 +307,7 @@ def render_html_comparison(comparison: Comparison) -> str:
         "<ul>",
         f'<li><b style="color:{_COLOURS[0]}">A</b>: {escape(side_summary(c.a.label, len(c.a.runs), c.a.sdks, c.a.clients))}</li>',
         f'<li><b style="color:{_COLOURS[1]}">B</b>: {escape(side_summary(c.b.label, len(c.b.runs), c.b.sdks, c.b.clients))}</li>',
+        *(f"<li><b>target differs</b>: {escape(t)}</li>" for t in split_target(c.warnings)[0]),
         f"<li>minimum effect {c.min_effect:.0%}, significance {c.alpha:g}; intervals are 95% intervals of B/A</li>",
         "</ul>",
     ]
@@ -358,8 +359,9 @@ def render_html_comparison(comparison: Comparison) -> str:
         '<label><input type="checkbox" id="only-flagged"> show only regressions, improvements</label>'
     )
     body.append(_metrics_table(c, c.rows, "all-metrics"))
-    if c.warnings:
-        body.append("<h2>Warnings</h2><ul>" + "".join(f"<li>{escape(w)}</li>" for w in c.warnings) + "</ul>")
+    warnings = split_target(c.warnings)[1]
+    if warnings:
+        body.append("<h2>Warnings</h2><ul>" + "".join(f"<li>{escape(w)}</li>" for w in warnings) + "</ul>")
     body.append(
         '<p class="muted">Rank test (Mann-Whitney U) and bootstrap interval over runs; with too few runs for a rank test, '
         "a block bootstrap over per-second intervals (<i>thin</i>: the spread between runs is not seen). Errors and silent "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from loadtest.analysis.compare.model import split_target
 from loadtest.analysis.compare.verdicts import IMPROVED, NOT_ENOUGH, REGRESSED, Comparison, Row
 from loadtest.present.format import fmt_ci, fmt_p, fmt_ratio, fmt_value, fmt_verdict, side_summary
 from loadtest.present.wire_diffs import by_cause
@@ -57,6 +58,7 @@ def render_markdown(comparison: Comparison, *, max_bytes: int = MAX_BYTES) -> st
         "",
         f"- **A**: {_cell(side_summary(c.a.label, len(c.a.runs), c.a.sdks, c.a.clients))}",
         f"- **B**: {_cell(side_summary(c.b.label, len(c.b.runs), c.b.sdks, c.b.clients))}",
+        *(f"- **target differs**: {_cell(t)}" for t in split_target(c.warnings)[0]),
         f"- minimum effect {c.min_effect:.0%}, significance {c.alpha:g}, 95% intervals of B/A",
         "",
     ]
@@ -94,10 +96,11 @@ def render_markdown(comparison: Comparison, *, max_bytes: int = MAX_BYTES) -> st
     elif c.checks_note:
         lines.append(f"Conformance checks: {c.checks_note}.")
         lines.append("")
-    if c.warnings:
+    warnings = split_target(c.warnings)[1]
+    if warnings:
         lines.append("### Warnings")
         lines.append("")
-        lines.extend(f"- {_cell(w)}" for w in c.warnings)
+        lines.extend(f"- {_cell(w)}" for w in warnings)
         lines.append("")
     head = "\n".join(lines)
     all_rows = _table(c.rows)

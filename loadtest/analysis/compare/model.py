@@ -24,6 +24,7 @@ from loadtest.scenario.identity import TARGET_KEYS, differing_keys, workload_of
 
 __all__ = [
     "MUST_MATCH",
+    "TARGET_DIFFERS",
     "WARN_ONLY",
     "Run",
     "Side",
@@ -32,6 +33,7 @@ __all__ = [
     "load_side",
     "matrix_sides",
     "mismatches",
+    "split_target",
 ]
 
 MATRIX_FILE = "matrix.json"
@@ -325,6 +327,16 @@ def comparability_problems(a: Side, b: Side) -> list[str]:
     return problems
 
 
+#: How a warning about where the target lives starts: reports put it in their header.
+TARGET_DIFFERS = "the target differs: "
+
+
+def split_target(warnings: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``warnings`` as (what differs about the target, for the header; the rest)."""
+    target = [w.removeprefix(TARGET_DIFFERS) for w in warnings if w.startswith(TARGET_DIFFERS)]
+    return target, [w for w in warnings if not w.startswith(TARGET_DIFFERS)]
+
+
 def comparability_warnings(a: Side, b: Side) -> list[str]:
     """Differences that do not stop a comparison but belong in its header.
 
@@ -351,7 +363,7 @@ def comparability_warnings(a: Side, b: Side) -> list[str]:
     out = []
     targets = _collect(runs, target)
     if targets:
-        out.append("the target differs: " + "; ".join(_describe(k, v) for k, v in targets.items()))
+        out.append(TARGET_DIFFERS + "; ".join(_describe(k, v) for k, v in targets.items()))
     machine = _collect(runs, soft)
     if machine:
         out.append("the machines differ in " + "; ".join(_describe(k, v) for k, v in machine.items()))
