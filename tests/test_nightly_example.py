@@ -83,3 +83,6 @@ def test_the_nightly_workflow_recovers_from_a_baseline_of_another_machine(tmp_pa
     summary = (tmp_path / "summary.md").read_text()
     assert "## mcp-loadtest compare" in summary
     assert "Yesterday's CPU" in summary  # the old run, skipped with its reason
+    (tmp_path / "report.html").unlink()
+    assert _step("reports", tmp_path).returncode == 0
+    assert (tmp_path / "report.html").is_file()
