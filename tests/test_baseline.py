@@ -133,7 +133,7 @@ def test_run_markdown_has_thresholds_and_the_baseline_verdict() -> None:
     }
     text = run_markdown(document, check_against_baseline(document, run, GOLDEN / "a"))
     assert text.startswith("## mcp-loadtest run: 🔴 threshold failed")
-    assert "| 🔴 | `p99 < 1s` | no data — no data in http/echo (no measured calls) |" in text
+    assert "| 🔴 | `p99 < 1s` | no data in http/echo (no measured calls) |" in text
     assert "## mcp-loadtest compare" in text
 
 

@@ -166,7 +166,7 @@ def test_compare_shows_each_sides_thresholds_and_fails_on_bs(tmp_path: Path) -> 
     result = CliRunner().invoke(main, ["compare", str(a), str(b), "--junit", str(junit)])
     assert result.exit_code == 1, result.output
     assert "FAIL B: " in result.output
-    assert "silent_failures == 0: no data — no data in http/echo" in result.output
+    assert "silent_failures == 0: no data in http/echo" in result.output
     xml = junit.read_text()
     assert 'name="thresholds"' in xml
     assert 'type="threshold"' in xml

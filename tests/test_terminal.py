@@ -92,7 +92,7 @@ def test_a_threshold_without_data_says_no_data_not_measured_none() -> None:
     ]
     run["totals"] = {"calls": 0, "errors": 0, "silent_failures": 0}
     text = render_summary(run, Style(colour=False))
-    assert "FAIL  p99 < 1s  no data — no data in http/blob (no measured calls)" in text
+    assert "FAIL  p99 < 1s  no data in http/blob (no measured calls)" in text
     assert "None" not in text
     assert "0 calls, 0 errors (error_rate -), 0 silent failures (silent_rate -)" in text
     assert "nothing was measured" in text
@@ -109,6 +109,6 @@ def test_the_html_run_report_says_no_data_too(tmp_path: Any) -> None:
         {"expr": "p99 < 1s", "value": None, "passed": False, "scope": None, "reason": "no data in http/blob"}
     ]
     page = render_html_run(Run(Path(tmp_path), run, "r"))
-    assert "no data — no data in http/blob" in page
+    assert "p99 &lt; 1s</code> no data in http/blob" in page
     assert "measured None" not in page
     assert "failure_rate 3.00%" in page

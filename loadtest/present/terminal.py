@@ -154,10 +154,12 @@ def render_summary(run: Mapping[str, Any], style: Style) -> str:
 def threshold_line(item: Mapping[str, Any]) -> str:
     """``p99 < 1s  measured 12.3 (worst: http/echo)``; ``no data`` when nothing was measured."""
     value = item.get("value")
+    reason = str(item.get("reason") or "")
+    if value is None and reason.startswith("no data"):
+        return f"{item.get('expr')}  {reason}"
     measured = "no data" if value is None else f"measured {_value(value)}"
     where = f" (worst: {item['scope']})" if item.get("scope") else ""
-    reason = f" — {item['reason']}" if item.get("reason") else ""
-    return f"{item.get('expr')}  {measured}{where}{reason}"
+    return f"{item.get('expr')}  {measured}{where}" + (f" — {reason}" if reason else "")
 
 
 def _percent(part: int, whole: int) -> str:
