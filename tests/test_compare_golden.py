@@ -127,13 +127,14 @@ def test_refuses_different_scenarios_with_exit_3_and_says_why(tmp_path: Path) ->
     b = tmp_path / "b"
     shutil.copytree(GOLDEN / "b" / "run-01", b)
     doc = orjson.loads((b / "run.json").read_bytes())
-    doc["meta"]["scenario_hash"] = "0123456789abcdef"
+    doc["scenario"]["workload"]["rate"] = 123.0
     (b / "run.json").write_bytes(orjson.dumps(doc))
     runner = CliRunner()
     result = runner.invoke(main, ["compare", str(GOLDEN / "a" / "run-01"), str(b)])
     assert result.exit_code == 3
-    assert "different scenario hashes" in result.output
-    assert "0123456789abcdef" in result.output
+    # The refusal names the key that differs and both values, not two opaque hashes.
+    assert "different workloads: workload.rate: 60 in" in result.output
+    assert "123 in" in result.output
     assert "--force" in result.output
     assert "Traceback" not in result.output
     forced = runner.invoke(main, ["compare", str(GOLDEN / "a" / "run-01"), str(b), "--force"])

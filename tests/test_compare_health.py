@@ -24,7 +24,7 @@ from loadtest.present.json_report import render_json
 from loadtest.present.markdown import render_markdown
 from loadtest.present.terminal import Style
 from loadtest.run.execute import execute
-from loadtest.scenario.model import load_scenario
+from loadtest.scenario import load_scenario
 
 SCENARIO = """
 transports = ["http"]

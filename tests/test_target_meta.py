@@ -20,7 +20,7 @@ from loadtest.present.terminal import Style, render_summary
 from loadtest.results.document import read_run
 from loadtest.run.execute import execute
 from loadtest.run.targets.reference import REFERENCE_SERVER
-from loadtest.scenario.model import Scenario, load_scenario
+from loadtest.scenario import Scenario, load_scenario
 from tests.npm_servers import everything_command, require_everything
 
 pytestmark = pytest.mark.anyio

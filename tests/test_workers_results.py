@@ -14,7 +14,7 @@ import pytest
 from loadtest.results.document import read_run
 from loadtest.results.model import RunDocument
 from loadtest.run.execute import execute
-from loadtest.scenario.model import load_scenario
+from loadtest.scenario import load_scenario
 
 pytestmark = pytest.mark.anyio
 

@@ -118,6 +118,7 @@ def check_document(
         **environment(),
         "target": kind,
         "scenario_hash": scenario.scenario_hash,
+        "workload_hash": scenario.workload_hash,
         "command": "check",
     }
     failures = sum(1 for r in results if r.status == "FAILURE")

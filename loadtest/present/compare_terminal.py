@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from loadtest.analysis.compare.model import split_target
 from loadtest.analysis.compare.verdicts import IMPROVED, NOT_COMPARABLE, NOT_ENOUGH, REGRESSED, Comparison
 from loadtest.present.format import (
     METHODS_NOTE,
@@ -16,6 +17,7 @@ from loadtest.present.format import (
     side_summary,
 )
 from loadtest.present.terminal import Style
+from loadtest.present.wire_diffs import group_differences, render_groups
 
 __all__ = ["render_comparison"]
 
@@ -41,6 +43,7 @@ def render_comparison(comparison: Comparison, style: Style) -> str:
         (style.red if c.regressed else style.green)(c.headline()),
         f"A: {side_summary(c.a.label, len(c.a.runs), c.a.sdks, c.a.clients)}",
         f"B: {side_summary(c.b.label, len(c.b.runs), c.b.sdks, c.b.clients)}",
+        *(f"target differs: {t}" for t in split_target(c.warnings)[0]),
         settings_line(c),
     ]
     for item in c.new_silent:
@@ -74,10 +77,11 @@ def render_comparison(comparison: Comparison, style: Style) -> str:
     if c.check_diffs:
         lines.append("")
         lines.append(style.bold("wire-behaviour differences (conformance checks)"))
-        lines.extend(f"  {diff['line']}" for diff in c.check_diffs)
-    if c.warnings:
+        lines.extend(render_groups(group_differences(c.check_diffs)))
+    warnings = split_target(c.warnings)[1]
+    if warnings:
         lines.append("")
-        lines.extend(style.red(f"warning: {w}") for w in c.warnings)
+        lines.extend(style.red(f"warning: {w}") for w in warnings)
     notes = [row for row in c.rows if row.note and row.verdict not in (NOT_ENOUGH,)]
     if notes:
         lines.append("")

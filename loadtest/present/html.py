@@ -22,7 +22,7 @@ from hdrh.histogram import HdrHistogram
 
 from loadtest.analysis.compare.health import HEALTH_OP
 from loadtest.analysis.compare.intervals import percentile_of_buckets
-from loadtest.analysis.compare.model import Run, Side
+from loadtest.analysis.compare.model import Run, Side, split_target
 from loadtest.analysis.compare.stats import Bucketed
 from loadtest.analysis.compare.verdicts import (
     IMPROVED,
@@ -44,7 +44,8 @@ from loadtest.present.format import (
     side_summary,
 )
 from loadtest.present.svg import Series, line_chart
-from loadtest.present.terminal import summary_rows
+from loadtest.present.terminal import Style, summary_rows, threshold_line, totals_line
+from loadtest.present.wire_diffs import by_cause
 
 __all__ = ["render_html_comparison", "render_html_run", "write_html"]
 
@@ -325,6 +326,7 @@ def render_html_comparison(comparison: Comparison) -> str:
         "<ul>",
         f'<li><b style="color:{_COLOURS[0]}">A</b>: {escape(side_summary(c.a.label, len(c.a.runs), c.a.sdks, c.a.clients))}</li>',
         f'<li><b style="color:{_COLOURS[1]}">B</b>: {escape(side_summary(c.b.label, len(c.b.runs), c.b.sdks, c.b.clients))}</li>',
+        *(f"<li><b>target differs</b>: {escape(t)}</li>" for t in split_target(c.warnings)[0]),
         f"<li>{escape(settings_line(c))}</li>",
         "</ul>",
     ]
@@ -360,7 +362,13 @@ def render_html_comparison(comparison: Comparison) -> str:
             body.append(
                 '<table><thead><tr><th class="l">check</th><th class="l">status A → B</th><th class="l">observed A → B</th></tr></thead><tbody>'
             )
-            for diff in c.check_diffs:
+            causes, single = by_cause(c.check_diffs)
+            for group in causes:
+                body.append(
+                    f'<tr><td class="l">{len(group.ids)} checks</td><td class="l">unchanged</td>'
+                    f'<td class="l">{escape(group.cause)}: {escape(", ".join(group.ids))}</td></tr>'
+                )
+            for diff in single:
                 status = " → ".join(str(s) for s in diff["status"])
                 observed = " → ".join(str(o) if o is not None else "(absent)" for o in diff["observed"])
                 body.append(
@@ -379,8 +387,9 @@ def render_html_comparison(comparison: Comparison) -> str:
         '<label><input type="checkbox" id="only-flagged"> show only regressions, improvements</label>'
     )
     body.append(_metrics_table(c, c.rows, "all-metrics"))
-    if c.warnings:
-        body.append("<h2>Warnings</h2><ul>" + "".join(f"<li>{escape(w)}</li>" for w in c.warnings) + "</ul>")
+    warnings = split_target(c.warnings)[1]
+    if warnings:
+        body.append("<h2>Warnings</h2><ul>" + "".join(f"<li>{escape(w)}</li>" for w in warnings) + "</ul>")
     body.append(f'<p class="muted">{escape(METHODS_NOTE)}</p>')
     return _page("mcp-loadtest compare", body)
 
@@ -418,8 +427,8 @@ def render_html_run(run: Run) -> str:
     totals = document.get("totals") or {}
     silent = totals.get("silent_failures", 0)
     body.append(
-        f'<p><span class="headline {"bad" if silent or totals.get("errors") else "good"}">{totals.get("calls", 0)} calls, '
-        f"{totals.get('errors', 0)} errors, {silent} silent failures</span></p>"
+        f'<p><span class="headline {"bad" if silent or totals.get("errors") else "good"}">'
+        f"{escape(totals_line(totals, Style(colour=False)))}</span></p>"
     )
     body.append(_run_table(document))
     thresholds = document.get("thresholds") or []
@@ -428,7 +437,8 @@ def render_html_run(run: Run) -> str:
         for item in thresholds:
             mark = "pass" if item.get("passed") else "<b style='color:#cf222e'>FAIL</b>"
             body.append(
-                f"<li>{mark} <code>{escape(str(item.get('expr')))}</code> measured {escape(str(item.get('value')))}</li>"
+                f"<li>{mark} <code>{escape(str(item.get('expr')))}</code> "
+                f"{escape(threshold_line(item)[len(str(item.get('expr'))) :].strip())}</li>"
             )
         body.append("</ul>")
     body.append("<h2>Latency distribution</h2>")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from loadtest.analysis.compare.health import HEALTH_OP
+from loadtest.analysis.compare.model import split_target
 from loadtest.analysis.compare.verdicts import (
     IMPROVED,
     INCONCLUSIVE,
@@ -29,6 +30,7 @@ from loadtest.present.format import (
     settings_line,
     side_summary,
 )
+from loadtest.present.wire_diffs import by_cause
 
 __all__ = ["MAX_BYTES", "render_markdown"]
 
@@ -86,6 +88,7 @@ def render_markdown(comparison: Comparison, *, max_bytes: int = MAX_BYTES) -> st
         "",
         f"- **A**: {_cell(side_summary(c.a.label, len(c.a.runs), c.a.sdks, c.a.clients))}",
         f"- **B**: {_cell(side_summary(c.b.label, len(c.b.runs), c.b.sdks, c.b.clients))}",
+        *(f"- **target differs**: {_cell(t)}" for t in split_target(c.warnings)[0]),
         f"- {settings_line(c)}",
         "",
     ]
@@ -117,7 +120,12 @@ def render_markdown(comparison: Comparison, *, max_bytes: int = MAX_BYTES) -> st
         lines.append("")
         lines.append("| check | status A → B | observed A → B |")
         lines.append("|---|---|---|")
-        for diff in c.check_diffs:
+        causes, single = by_cause(c.check_diffs)
+        for group in causes:
+            lines.append(
+                f"| {len(group.ids)} checks | unchanged | {_cell(group.cause)}: {_cell(', '.join(group.ids))} |"
+            )
+        for diff in single:
             status = " → ".join(str(s) for s in diff["status"])
             observed = " → ".join(str(o) if o is not None else "(absent)" for o in diff["observed"])
             lines.append(f"| `{_cell(diff['id'])}` | {_cell(status)} | {_cell(observed)} |")
@@ -125,10 +133,11 @@ def render_markdown(comparison: Comparison, *, max_bytes: int = MAX_BYTES) -> st
     elif c.checks_note:
         lines.append(f"Conformance checks: {c.checks_note}.")
         lines.append("")
-    if c.warnings:
+    warnings = split_target(c.warnings)[1]
+    if warnings:
         lines.append("### Warnings")
         lines.append("")
-        lines.extend(f"- {_cell(w)}" for w in c.warnings)
+        lines.extend(f"- {_cell(w)}" for w in warnings)
         lines.append("")
     head = "\n".join(lines)
     all_rows = _table(c.rows)

@@ -145,18 +145,44 @@ def render_summary(run: Mapping[str, Any], style: Style) -> str:
         lines.append(style.bold("thresholds"))
         for item in thresholds:
             mark = style.green("pass") if item.get("passed") else style.red("FAIL")
-            where = f" (worst: {item['scope']})" if item.get("scope") else ""
-            reason = f" — {item['reason']}" if item.get("reason") else ""
-            lines.append(f"  {mark}  {item['expr']}  measured {_value(item.get('value'))}{where}{reason}")
-    totals = run.get("totals") or {}
+            lines.append(f"  {mark}  {threshold_line(item)}")
     lines.append("")
-    lines.append(
-        f"{totals.get('calls', 0)} calls, {totals.get('errors', 0)} errors, "
-        + (style.red if totals.get("silent_failures") else style.green)(
-            f"{totals.get('silent_failures', 0)} silent failures"
-        )
-    )
+    lines.append(totals_line(run.get("totals") or {}, style))
     return "\n".join(lines)
+
+
+def threshold_line(item: Mapping[str, Any]) -> str:
+    """``p99 < 1s  measured 12.3 (worst: http/echo)``; ``no data`` when nothing was measured."""
+    value = item.get("value")
+    reason = str(item.get("reason") or "")
+    if value is None and reason.startswith("no data"):
+        return f"{item.get('expr')}  {reason}"
+    measured = "no data" if value is None else f"measured {_value(value)}"
+    where = f" (worst: {item['scope']})" if item.get("scope") else ""
+    return f"{item.get('expr')}  {measured}{where}" + (f" — {reason}" if reason else "")
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{part / whole:.2%}" if whole else "-"
+
+
+def totals_line(totals: Mapping[str, Any], style: Style) -> str:
+    """The run in one line, in the thresholds' words: errors (loud), silent failures, both.
+
+    Unattributed failures (answers no request was waiting for) are in ``totals`` already; a
+    rate over zero calls is ``-``, never ``0%``.
+    """
+    calls = int(totals.get("calls", 0))
+    errors = int(totals.get("errors", 0))
+    silent = int(totals.get("silent_failures", 0))
+    text = (
+        f"{calls} calls, {errors} errors (error_rate {_percent(errors, calls)}), "
+        f"{silent} silent failures (silent_rate {_percent(silent, calls)}), "
+        f"failure_rate {_percent(errors + silent, calls)}"
+    )
+    if not calls:
+        return style.red(text + ": nothing was measured")
+    return (style.red if silent else style.green)(text)
 
 
 def _under_test(meta: Mapping[str, Any]) -> str | None:

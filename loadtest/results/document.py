@@ -81,19 +81,24 @@ def _cpu_model() -> str:
 
 
 def environment() -> dict[str, Any]:
-    """Where this run happens: host, os, python, cpu model, cores and a machine fingerprint.
+    """Where this run happens: host, os, kernel, python, cpu model, cores and a machine fingerprint.
 
-    ``machine_fingerprint`` (16 hex digits) changes with the cpu model, core count, kernel or
-    Python implementation; ``compare`` refuses to put runs from different machines side by side.
+    ``machine_fingerprint`` (16 hex digits) covers what must match for two runs to be compared:
+    the CPU model, the core count and the Python implementation and version (major.minor: the
+    software the SDK under test runs on). The kernel release is recorded (``kernel``) but left
+    out: hosted CI runners update kernels between nights, and ``compare`` only warns about it.
+    ``compare`` checks the facts themselves, so runs written with the older fingerprint (which
+    had the kernel in it) still compare.
     """
     cpu = _cpu_model()
     cores = os.cpu_count()
-    kernel = f"{platform.system()} {platform.release()}"
     impl = platform.python_implementation()
-    fingerprint = hashlib.sha256(f"{cpu}|{cores}|{kernel}|{impl}".encode()).hexdigest()[:16]
+    python_minor = ".".join(platform.python_version_tuple()[:2])
+    fingerprint = hashlib.sha256(f"{cpu}|{cores}|{impl}|{python_minor}".encode()).hexdigest()[:16]
     return {
         "host": socket.gethostname(),
         "os": platform.platform(),
+        "kernel": platform.release(),
         "python": platform.python_version(),
         "python_implementation": impl,
         "cpu_model": cpu,

@@ -72,6 +72,7 @@ class Meta(TypedDict, total=False):
     ended: str | None
     host: str
     os: str
+    kernel: str
     python: str
     python_implementation: str
     cpu_model: str
@@ -80,6 +81,7 @@ class Meta(TypedDict, total=False):
     target: Target
     client: dict[str, Any]
     scenario_hash: str
+    workload_hash: str
     workers: int
     partial: Any
 

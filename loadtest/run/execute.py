@@ -25,7 +25,7 @@ from loadtest.results.model import Meta, RunDocument, Target, TransportSection, 
 from loadtest.run.clients.config import BUILTIN, ClientConfig
 from loadtest.run.driver import Progress, RunControl, TransportReport, run_scenario
 from loadtest.run.targets.reference import REFERENCE_SERVER
-from loadtest.scenario.model import Scenario
+from loadtest.scenario import Scenario
 from loadtest.scenario.thresholds import evaluate
 
 
@@ -135,6 +135,8 @@ def _document(
             # test) or an `mcp` SDK's own client (that client is under test too).
             "client": client.meta(),
             "scenario_hash": scenario.scenario_hash,
+            # What was asked of the target, not where it lives: what comparisons key on.
+            "workload_hash": scenario.workload_hash,
             # Generator processes; not part of the scenario (nor its hash): the load is the same.
             "workers": workers,
         },

@@ -276,6 +276,7 @@ def _write_plan(
         "schema": MATRIX_SCHEMA,
         "scenario": scenario.name,
         "scenario_hash": scenario.scenario_hash,
+        "workload_hash": scenario.workload_hash,
         "repeat": repeat,
         "order": [sides[index].label for index, _ in plan],
         "sides": [

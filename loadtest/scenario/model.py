@@ -14,6 +14,7 @@ from typing import Any, Literal
 # Op and Expect live in their own module; they are imported here for Scenario.ops and kept
 # importable from here, where they used to be.
 from loadtest.core.names import REDACTED
+from loadtest.scenario.identity import workload_hash
 from loadtest.scenario.op import EXPECT_KINDS, METHODS, Expect, Op
 from loadtest.scenario.thresholds import Threshold
 
@@ -292,3 +293,8 @@ class Scenario:
             data.pop(key, None)
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    @property
+    def workload_hash(self) -> str:
+        """Identifies what was asked of the target, not where it lives (see scenario.identity)."""
+        return workload_hash(self.to_dict())

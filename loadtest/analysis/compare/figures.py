@@ -43,6 +43,7 @@ from loadtest.analysis.compare.stats import (
     ratio_ci_katz,
     welch,
 )
+from loadtest.scenario.thresholds import UNATTRIBUTED
 
 __all__ = ["NEW_SILENT_NOTE", "continuous_rows", "count_rows", "ops"]
 
@@ -273,13 +274,26 @@ def _tag(stats: Mapping[str, Any], op: str) -> str:
     return str(stats.get("hlog_tag") or op)
 
 
+def _calls(side: Side, transport: str, op: str, stats: Sequence[Mapping[str, Any]]) -> int:
+    """The calls an op's failure counts are a share of. Failures no request could be blamed
+    for (op ``(unattributed)``, no calls of its own) are a share of all the transport's calls,
+    as in the thresholds; without this they would be "no calls", never compared."""
+    if op != UNATTRIBUTED:
+        return sum(int(s.get("count", 0)) for s in stats)
+    return sum(
+        int(s.get("count", 0))
+        for run in side.runs
+        for name, s in ((run.transports.get(transport) or {}).get("ops") or {}).items()
+        if name != UNATTRIBUTED and isinstance(s, Mapping)
+    )
+
+
 def count_rows(
     a: Side, b: Side, transport: str, op: str, min_effect: float, alpha: float
 ) -> tuple[list[Row], list[NewSilent]]:
     stats_a = [s for _, s in _op_stats(a, transport, op)]
     stats_b = [s for _, s in _op_stats(b, transport, op)]
-    na = sum(int(s.get("count", 0)) for s in stats_a)
-    nb = sum(int(s.get("count", 0)) for s in stats_b)
+    na, nb = _calls(a, transport, op, stats_a), _calls(b, transport, op, stats_b)
     rows: list[Row] = []
     for metric in METRICS:
         if metric.kind not in ("fraction", "count"):

@@ -79,8 +79,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("p99", "p99", "latency", 0.99),
     Metric("p999", "p99.9", "latency", 0.999),
     Metric("max", "max", "latency", 1.0, gated=False),
-    Metric("error_rate", "error rate", "fraction"),
-    Metric("silent", "silent failures", "count"),
+    # Labels in the thresholds' words: error_rate counts loud failures, silent_failures silent ones.
+    Metric("error_rate", "error_rate", "fraction"),
+    Metric("silent", "silent_failures", "count"),
 )
 
 

@@ -35,7 +35,7 @@ from typing import Any
 
 from loadtest.analysis.compare.figures import continuous_rows, count_rows, ops
 from loadtest.analysis.compare.health import HEALTH_OP, health_rows
-from loadtest.analysis.compare.model import Side, comparability_problems
+from loadtest.analysis.compare.model import Side, comparability_problems, comparability_warnings
 from loadtest.analysis.compare.rows import (
     DEFAULT_ALPHA,
     DEFAULT_MIN_EFFECT,
@@ -316,8 +316,8 @@ def compare_sides(
 ) -> Comparison:
     """Compare side A (before) with side B (after).
 
-    Raises :class:`LoadtestError` (exit 3) when the runs are not comparable (different scenario
-    hashes or machine fingerprints), unless ``force``: then the reasons become warnings.
+    Raises :class:`LoadtestError` (exit 3) when the runs are not comparable (different workloads
+    or machines, naming the keys), unless ``force``: then the reasons become warnings.
     """
     problems = comparability_problems(a, b)
     if problems and not force:
@@ -335,7 +335,7 @@ def compare_sides(
     rows.extend(health_rows(a, b, min_effect=min_effect, alpha=alpha))
     rows = _settle(rows, alpha)
     diffs, note = _checks(a, b)
-    warnings = _warnings(a, b)
+    warnings = comparability_warnings(a, b) + _warnings(a, b)
     if problems:
         warnings.insert(0, "compared with --force despite " + "; ".join(problems))
     return Comparison(a, b, rows, new_silent, diffs, note, warnings, min_effect, alpha, forced=problems)
