@@ -36,7 +36,8 @@ from loadtest.protocol.transports.http import new_client_session
 from loadtest.run.execute import execute
 from loadtest.run.targets.reference import REFERENCE_SERVER, free_port, reference_command, start_target
 from loadtest.scenario import load_scenario
-from loadtest.scenario.thresholds import evaluate, parse_threshold
+from loadtest.scenario.threshold_eval import evaluate
+from loadtest.scenario.thresholds import parse_threshold
 
 MB = 2**20
 

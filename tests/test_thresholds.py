@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from loadtest.scenario.threshold_eval import evaluate
 from loadtest.scenario.thresholds import (
     UNATTRIBUTED,
     Threshold,
-    evaluate,
     parse_threshold,
     vocabulary_notes,
 )

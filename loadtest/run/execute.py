@@ -26,7 +26,7 @@ from loadtest.run.clients.config import BUILTIN, ClientConfig
 from loadtest.run.driver import Progress, RunControl, TransportReport, run_scenario
 from loadtest.run.targets.reference import REFERENCE_SERVER
 from loadtest.scenario import Scenario
-from loadtest.scenario.thresholds import evaluate
+from loadtest.scenario.threshold_eval import evaluate
 
 
 @dataclass(frozen=True)

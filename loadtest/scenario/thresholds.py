@@ -48,12 +48,11 @@ __all__ = [
     "ScopeCheck",
     "Threshold",
     "ThresholdResult",
-    "evaluate",
     "parse_threshold",
     "vocabulary_notes",
 ]
 
-_LATENCY = {
+LATENCY_METRICS = {
     "p50": "p50",
     "p90": "p90",
     "p99": "p99",
@@ -62,22 +61,22 @@ _LATENCY = {
     "max": "max",
     "mean": "mean",
 }
-_COUNTS = ("errors", "silent_failures", "failures", "calls")
+COUNT_METRICS = ("errors", "silent_failures", "failures", "calls")
 #: Failure rates: which failures (loud ``errors``, ``silent`` or both) they count.
-_RATES = {"error_rate": ("errors",), "silent_rate": ("silent",), "failure_rate": ("errors", "silent")}
+RATE_METRICS = {"error_rate": ("errors",), "silent_rate": ("silent",), "failure_rate": ("errors", "silent")}
 #: Failure counts, by the same rule.
-_FAILURE_COUNTS = {"errors": ("errors",), "silent_failures": ("silent",), "failures": ("errors", "silent")}
+FAILURE_COUNTS = {"errors": ("errors",), "silent_failures": ("silent",), "failures": ("errors", "silent")}
 #: The op run.json counts failures under when no request can be blamed. The recorder's name for
 #: it (loadtest.measure.metrics.UNATTRIBUTED) lives in a layer above this one; a test keeps the
 #: two equal.
 UNATTRIBUTED = "(unattributed)"
 #: Transport-level metrics: their key in ``server.health`` and their unit.
-_HEALTH = {
+HEALTH_METRICS = {
     "rss_slope": ("rss_slope_mb_per_h", "MB/h"),
     "rss_per_1k_sessions": ("rss_per_1k_sessions_mb", "MB"),
 }
 #: Every metric name a threshold may use (aliases included).
-METRICS: tuple[str, ...] = (*_LATENCY, *_RATES, *_COUNTS, "rate", *_HEALTH)
+METRICS: tuple[str, ...] = (*LATENCY_METRICS, *RATE_METRICS, *COUNT_METRICS, "rate", *HEALTH_METRICS)
 
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
@@ -107,10 +106,10 @@ class Threshold:
     @property
     def unit(self) -> str:
         """The unit ``value`` (and measured values) are in: ``"ms"``, ``"/s"`` or ``""``."""
-        if self.metric in _LATENCY.values():
+        if self.metric in LATENCY_METRICS.values():
             return "ms"
-        if self.metric in _HEALTH:
-            return _HEALTH[self.metric][1]
+        if self.metric in HEALTH_METRICS:
+            return HEALTH_METRICS[self.metric][1]
         return "/s" if self.metric == "rate" else ""
 
     @property
@@ -123,7 +122,7 @@ class Threshold:
 
     def measure(self, stats: Mapping[str, Any]) -> float | None:
         """This threshold's metric for one op's statistics, or None when there is no data."""
-        return _measure(self.metric, stats)
+        return measure_metric(self.metric, stats)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,9 +185,9 @@ def parse_threshold(expr: str) -> Threshold:
         raise ValueError(f"unknown metric {metric_text!r} in {expr!r}; {hint}")
     if not value_text:
         raise ValueError(f"missing value after {op!r} in {expr!r}")
-    metric = _LATENCY.get(metric_key, metric_key)
+    metric = LATENCY_METRICS.get(metric_key, metric_key)
     transport, op_name = _parse_scope(scope, expr)
-    if metric in _HEALTH and op_name is not None:
+    if metric in HEALTH_METRICS and op_name is not None:
         raise ValueError(
             f"{metric} is measured per transport, not per op; scope it like 'http:', not {scope!r}, in {expr!r}"
         )
@@ -211,16 +210,16 @@ def _parse_scope(scope: str | None, expr: str) -> tuple[str | None, str | None]:
 
 def _parse_value(metric: str, text: str, expr: str) -> float:
     try:
-        if metric in _LATENCY.values():
+        if metric in LATENCY_METRICS.values():
             # A bare number is milliseconds: that is how latency budgets are usually stated.
             seconds = parse_duration(text + "ms" if _is_number(text) else text)
             return seconds * 1e3
-        if metric in _RATES:
+        if metric in RATE_METRICS:
             return _parse_fraction(text)
         if metric == "rate":
             return parse_rate(text)
-        if metric in _HEALTH:
-            unit = _HEALTH[metric][1]
+        if metric in HEALTH_METRICS:
+            unit = HEALTH_METRICS[metric][1]
             return float(text[: -len(unit)].strip() if text.endswith(unit) else text)
         count = float(text)
     except ValueError as exc:
@@ -260,18 +259,20 @@ def _parse_fraction(text: str) -> float:
     return fraction
 
 
-def _total(counts: Any) -> int:
+def total_count(counts: Any) -> int:
     if isinstance(counts, Mapping):
         return sum(int(n) for n in counts.values())
     return 0
 
 
-def _failed(metric: str, stats: Mapping[str, Any]) -> int:
-    fields = _RATES.get(metric) or _FAILURE_COUNTS[metric]
-    return sum(_total(stats.get(name)) for name in fields)
+def failed_count(metric: str, stats: Mapping[str, Any]) -> int:
+    fields = RATE_METRICS.get(metric) or FAILURE_COUNTS[metric]
+    return sum(total_count(stats.get(name)) for name in fields)
 
 
-def _measure(metric: str, stats: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> float | None:
+def measure_metric(
+    metric: str, stats: Mapping[str, Any], extra: Mapping[str, Any] | None = None
+) -> float | None:
     """``metric`` for one op's statistics; None when there is no data to say it.
 
     ``extra``: unattributed failures (a ``{"errors": ..., "silent": ...}`` mapping) to add.
@@ -280,15 +281,15 @@ def _measure(metric: str, stats: Mapping[str, Any], extra: Mapping[str, Any] | N
     if metric == "calls":
         # Counts stay ints, so run.json says 2, not 2.0.
         return count
-    if metric in _LATENCY.values():
+    if metric in LATENCY_METRICS.values():
         latency = stats.get("latency_us")
         if not isinstance(latency, Mapping) or latency.get(metric) is None or not stats.get("ok", 1):
             # No successful call means no latency; 0 would pass any "<" threshold.
             return None
         return float(latency[metric]) / 1e3
-    if metric in _RATES or metric in _FAILURE_COUNTS:
-        failed = _failed(metric, stats) + (_failed(metric, extra) if extra else 0)
-        if metric in _FAILURE_COUNTS:
+    if metric in RATE_METRICS or metric in FAILURE_COUNTS:
+        failed = failed_count(metric, stats) + (failed_count(metric, extra) if extra else 0)
+        if metric in FAILURE_COUNTS:
             # Zero failures out of zero calls is not a pass: nothing was asked. Failures seen
             # without a measured call (unattributed ones) are data, though.
             return failed if count > 0 or failed else None
@@ -300,126 +301,6 @@ def _measure(metric: str, stats: Mapping[str, Any], extra: Mapping[str, Any] | N
         return None  # a rate of nothing is no data, not 0/s that passes "rate < 100"
     rate = stats.get("rate")
     return None if rate is None else float(rate)
-
-
-def _badness(threshold: Threshold, value: float) -> float:
-    """Larger is worse, so the reported value is the one closest to (or furthest past) the limit."""
-    if threshold.op in ("<", "<="):
-        return value
-    if threshold.op in (">", ">="):
-        return -value
-    distance = abs(value - threshold.value)
-    return distance if threshold.op == "==" else -distance
-
-
-def evaluate(
-    thresholds: Iterable[Threshold | str], transports_summary: Mapping[str, Any]
-) -> list[ThresholdResult]:
-    """Check ``thresholds`` against run.json's ``transports`` section; one result per threshold."""
-    return [
-        _evaluate_one(t if isinstance(t, Threshold) else parse_threshold(t), transports_summary)
-        for t in thresholds
-    ]
-
-
-def _health_value(metric: str, section: Any) -> float | None:
-    server = section.get("server") if isinstance(section, Mapping) else None
-    health = server.get("health") if isinstance(server, Mapping) else None
-    value = health.get(_HEALTH[metric][0]) if isinstance(health, Mapping) else None
-    return None if value is None else float(value)
-
-
-def _evaluate_one(threshold: Threshold, transports: Mapping[str, Any]) -> ThresholdResult:
-    checks: list[ScopeCheck] = []
-    no_data: list[str] = []
-    no_success: list[str] = []
-    for transport, section in transports.items():
-        if threshold.transport is not None and transport != threshold.transport:
-            continue
-        if threshold.metric in _HEALTH:
-            # Transport-level and documented as such: a transport without enough samples (a
-            # stdio server that churns) is listed as unmeasured but does not fail the rest.
-            value = _health_value(threshold.metric, section)
-            if value is None:
-                no_data.append(transport)
-            else:
-                checks.append(ScopeCheck(transport, value, threshold.passes(value)))
-            continue
-        ops = section.get("ops") if isinstance(section, Mapping) else None
-        if not isinstance(ops, Mapping):
-            continue
-        unattributed = ops.get(UNATTRIBUTED)
-        if not isinstance(unattributed, Mapping):
-            unattributed = None
-        counted = _FAILURE_COUNTS.keys() | _RATES.keys()
-        for op_name, stats in ops.items():
-            if op_name == UNATTRIBUTED or not isinstance(stats, Mapping):
-                continue
-            if threshold.op_name is not None and op_name != threshold.op_name:
-                continue
-            where = f"{transport}/{op_name}"
-            # On one op's scope, failures no request can be blamed for may have been its own.
-            extra = unattributed if threshold.op_name is not None else None
-            value = _measure(threshold.metric, stats, extra)
-            if value is None:
-                (no_success if int(stats.get("count", 0)) > 0 else no_data).append(where)
-                continue
-            checks.append(ScopeCheck(where, value, threshold.passes(value)))
-        if unattributed is not None and threshold.op_name is None and threshold.metric in counted:
-            # Over a transport they are one more scope, as a share of all its calls.
-            calls = sum(
-                int(s.get("count", 0))
-                for name, s in ops.items()
-                if name != UNATTRIBUTED and isinstance(s, Mapping)
-            )
-            value = _measure(threshold.metric, {**unattributed, "count": calls})
-            if value is not None and (value or threshold.metric in _FAILURE_COUNTS):
-                where = f"{transport}/{UNATTRIBUTED}"
-                checks.append(ScopeCheck(where, value, threshold.passes(value)))
-    if threshold.metric in _HEALTH:
-        reason = _nothing_reason(threshold, transports, no_data) if not checks else ""
-        missing = bool(not checks)
-    else:
-        reason = _no_data_reason(threshold, no_data, no_success)
-        missing = bool(no_data or no_success)
-        if not checks and not missing:
-            reason = _nothing_reason(threshold, transports, [])
-            missing = True
-    if not checks:
-        return ThresholdResult(expr=threshold.expr, value=None, passed=False, scope=None, reason=reason)
-    worst = max(checks, key=lambda c: (not c.passed, _badness(threshold, c.value)))
-    return ThresholdResult(
-        expr=threshold.expr,
-        value=worst.value,
-        passed=all(c.passed for c in checks) and not missing,
-        scope=worst.scope,
-        reason=reason,
-        checked=tuple(checks),
-    )
-
-
-def _no_data_reason(threshold: Threshold, no_data: list[str], no_success: list[str]) -> str:
-    """``no data in stdio/echo (no measured calls)``, or "" when every scope had data."""
-    parts = []
-    if no_data:
-        parts.append(f"{', '.join(no_data)} (no measured calls)")
-    if no_success:
-        parts.append(f"{', '.join(no_success)} (no successful calls)")
-    return f"no data in {'; '.join(parts)}" if parts else ""
-
-
-def _nothing_reason(threshold: Threshold, transports: Mapping[str, Any], no_data: list[str]) -> str:
-    if no_data:
-        return (
-            f"no data: no {threshold.metric} measured in {', '.join(no_data)} (no launched server, or"
-            " too few samples after warm-up: see server.health.reason)"
-        )
-    if threshold.transport is not None and threshold.transport not in transports:
-        known = ", ".join(transports) or "none"
-        return f"no transport {threshold.transport!r} in the results (transports: {known})"
-    if threshold.op_name is not None:
-        return f"no op {threshold.op_name!r} in the results for scope {threshold.scope!r}"
-    return f"no results in scope {threshold.scope!r}"
 
 
 def vocabulary_notes(thresholds: Iterable[Threshold]) -> list[str]:
