@@ -1,4 +1,4 @@
-"""The ``mcp-loadtest`` command line (DESIGN.md, "Command line (contract)").
+"""The ``mcp-loadtest`` command line (the contract: README, "What `run` does" and the commands' sections).
 
 Exit codes: 0 all good; 1 a threshold failed; 2 usage error; 3 the run could not be carried
 out; 130 interrupted (partial results written). User mistakes print one line, never a

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 # -- results files and latency histograms (owner: the results model, loadtest.results) ---------
 
-#: The run document inside a run directory (DESIGN.md, "Results (contract)").
+#: The run document inside a run directory (README, "Results").
 RUN_FILE = "run.json"
 #: The plan of a matrix (its sides and repeats), next to the matrix's run directories.
 MATRIX_FILE = "matrix.json"
@@ -18,7 +18,7 @@ HLOG_SUFFIX = ".hlog"
 #: What a secret value (an auth header, an API key) is replaced by in anything written.
 REDACTED = "<redacted>"
 
-#: Latency histograms: 1 µs .. 1 h at 3 significant digits (DESIGN.md, measurement rules).
+#: Latency histograms: 1 µs .. 1 h at 3 significant digits (README, "Results").
 LOWEST_US = 1
 HIGHEST_US = 3_600_000_000
 SIGNIFICANT_DIGITS = 3

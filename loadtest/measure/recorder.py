@@ -390,7 +390,7 @@ class Recorder:
         return max(end - t.origin_ns, 0) / 1e9
 
     def sections(self) -> dict[str, TransportSection]:
-        """The ``transports`` section of run.json, typed (see DESIGN.md, "Results")."""
+        """The ``transports`` section of run.json, typed (README, "Results")."""
         out: dict[str, TransportSection] = {}
         for name, t in self._transports.items():
             measured = self._measured_s(t)

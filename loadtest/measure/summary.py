@@ -145,7 +145,7 @@ class OpSummary:
     ok: int = 0
     #: Loud failures by kind.
     errors: Mapping[str, int] = field(default_factory=dict)
-    #: Silent failures by kind (DESIGN.md, silent-failure taxonomy).
+    #: Silent failures by kind (README, "Silent failures").
     silent: Mapping[str, int] = field(default_factory=dict)
     latency_us: Latency = field(default_factory=Latency)
     #: HdrHistogram V2 base64, corrected (from the intended send time).

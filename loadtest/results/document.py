@@ -1,6 +1,6 @@
 """The results directory: where a run goes, writing run.json and reading it back.
 
-run.json is a contract (DESIGN.md, "Results"): self-describing through ``schema``, written
+run.json is a contract (README, "Results"): self-describing through ``schema``, written
 atomically so that a reader (or an interrupted run) never sees half a file. Its shape is
 :class:`~loadtest.results.model.RunDocument`; :func:`write_run` is the one writer,
 :func:`load_run` (as JSON) and :func:`read_run` (typed) the one reader, migrating older

@@ -11,7 +11,7 @@ are defined in :mod:`loadtest.measure.summary`, because the recorder builds them
 import this layer; they are re-exported here so that readers need one import.
 
 ``meta``, ``target`` and ``totals`` are :class:`~typing.TypedDict`: open sets of facts that
-grow with features ("add freely", DESIGN.md) and that reports read by key.
+grow with features ("add freely": README, "Results") and that reports read by key.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ Json = dict[str, Any]
 Migration = Callable[[Json], Json]
 
 #: ``MIGRATIONS[n]`` turns a version-n document into a version n+1 one. Add one with every
-#: new schema version (rename or restructure only with a new version; DESIGN.md, "Results").
+#: new schema version (rename or restructure only with a new version; README, "Results").
 MIGRATIONS: dict[int, Migration] = {}
 
 _SCHEMA_RE = re.compile(rf"^{re.escape(SCHEMA_PREFIX)}([1-9][0-9]*)$")

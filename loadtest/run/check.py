@@ -1,7 +1,7 @@
 """Is an answer right? Classify every outcome as ok, a loud error, or a silent failure.
 
 Loud: what a normal client would notice (transport error, JSON-RPC error, ``isError``).
-Silent: it looked fine to the transport but was wrong (DESIGN.md's taxonomy): ``lost``,
+Silent: it looked fine to the transport but was wrong (README, "Silent failures"): ``lost``,
 ``truncated``, ``corrupt``, ``misrouted``, ``duplicate``, ``malformed``, ``notification_lost``.
 """
 
