@@ -51,7 +51,7 @@ def _text(result: dict[str, Any]) -> str:
     return "".join(c["text"] for c in result["content"] if c["type"] == "text")
 
 
-@pytest.mark.parametrize("mode", ["stdio", "http", "http-json"])
+@pytest.mark.parametrize("mode", ["stdio", "http", "http-json", "http-stateless"])
 async def test_auto_reaches_the_newest_mcp_statelessly_through_discover(mode: str) -> None:
     async with reference_channel(mode) as channel, open_session(channel, request_timeout=60) as session:
         hello = await negotiate(session)
@@ -118,6 +118,16 @@ async def test_pinned_2025_11_25_uses_the_handshake_on_the_same_server(mode: str
         assert (await session.request("ping")).result == {}
     if mode == "http":
         assert "session_id" in channel.info
+
+
+async def test_legacy_sse_stays_in_the_handshake_era() -> None:
+    async with reference_channel("sse") as channel, open_session(channel) as session:
+        hello = await negotiate(session)
+        assert (hello.protocol_version, hello.chosen_by) == ("2025-11-25", "initialize")
+        assert session.envelope is None
+        assert (await session.request("ping")).result == {}
+        with pytest.raises(TargetError, match="not spoken over the legacy HTTP"):
+            await negotiate(session, MODERN)
 
 
 @pytest.mark.parametrize("mode", ["stdio", "http"])

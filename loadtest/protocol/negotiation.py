@@ -55,6 +55,10 @@ async def negotiate(
     Raises :class:`TargetError` (one line) when the server cannot be talked to at all, or
     does not speak a pinned modern version; :class:`ProbeUnanswered` (see there).
     """
+    if _legacy_transport(session) and protocol in ("auto", *MODERN_VERSIONS):
+        if protocol != "auto":
+            raise TargetError(f"{protocol} is not spoken over the legacy HTTP+SSE transport")
+        protocol = LEGACY
     if protocol != "auto" and not is_modern(protocol):
         legacy = protocol == LEGACY
         hello = await session.initialize(LATEST_PROTOCOL_VERSION if legacy else protocol, timeout)
@@ -83,7 +87,7 @@ async def negotiate(
         # A modern server that refuses our only modern version: initialize would not help.
         raise TargetError(_refused(session, probe, wanted))
     session.envelope = None
-    if probe.error is not None and probe.error.kind == "lost" and "pid" in session.channel.info:
+    if probe.error is not None and probe.error.kind == "lost" and _stdio(session):
         raise ProbeUnanswered(
             f"the server did not answer server/discover: it predates 2026-07-28 "
             f"(reconnect with protocol {LEGACY!r}, or pin a version such as {LATEST_PROTOCOL_VERSION})"
@@ -95,6 +99,17 @@ async def negotiate(
         supported_versions=tuple(offered) if isinstance(offered, list) else (),
     )
     return session.hello
+
+
+def _legacy_transport(session: Session) -> bool:
+    # Legacy HTTP+SSE (its channel names the POST endpoint) stays in the handshake era: the
+    # 2026-07-28 revision defines no stateless exchange over it.
+    return "endpoint" in session.channel.info
+
+
+def _stdio(session: Session) -> bool:
+    # A stdio channel names its server's process.
+    return "pid" in session.channel.info
 
 
 def _stateless(
