@@ -25,7 +25,7 @@ from aiohttp import web
 from loadtest.core.errors import TargetError
 from loadtest.envs import ensure_env
 from loadtest.protocol.negotiation import LEGACY, ProbeUnanswered, negotiate
-from loadtest.protocol.session import open_session
+from loadtest.protocol.session import Anomaly, open_session
 from loadtest.protocol.transports import connect
 from loadtest.protocol.versions import (
     CLIENT_CAPABILITIES_KEY,
@@ -162,6 +162,22 @@ async def test_a_stdio_server_that_ignores_the_probe_is_reconnected_as_legacy(en
         echo = await session.request("tools/call", {"name": "echo", "arguments": {"text": "older"}})
         assert echo.error is None
         assert _text(echo.result) == "older"
+
+
+async def test_the_oldest_1x_over_http_falls_back_without_anomalies(env_cache: Path) -> None:
+    # mcp 1.8 answers the probe's POST with 400 and an error whose id is "server-error": that
+    # is the fallback signal, not a misrouted answer.
+    env = ensure_env(OLDEST_SDK, cache_dir=env_cache)
+    anomalies: list[Anomaly] = []
+    async with (
+        reference_channel("http", python=str(env.python)) as channel,
+        open_session(channel, on_anomaly=anomalies.append) as session,
+    ):
+        hello = await negotiate(session)
+        assert (hello.protocol_version, hello.chosen_by) == ("2024-11-05", "initialize")
+        echo = await session.request("tools/call", {"name": "echo", "arguments": {"text": "y"}})
+        assert echo.error is None
+    assert anomalies == []
 
 
 async def test_pinned_2026_on_a_1x_server_fails_in_one_line(env_cache: Path) -> None:

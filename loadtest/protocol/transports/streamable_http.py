@@ -191,9 +191,11 @@ async def _post_stateless(
             async with client.post(url, data=body, headers=state.stateless(message, version)) as resp:
                 if resp.status >= 300:
                     data = await resp.content.read(1 << 16)
-                    if resp.content_type == "application/json" and await _deliver_json(
-                        data, state, out, request_id
-                    ):
+                    answer = (
+                        _error_answer(data, request_id) if resp.content_type == "application/json" else None
+                    )
+                    if answer is not None:
+                        await deliver(out, Received(answer, len(data)))
                         return
                     text = data[:300].decode("utf-8", "replace")
                     await deliver(
@@ -219,6 +221,22 @@ async def _post_stateless(
             await deliver(out, TransportError("connection", describe_client_error(exc), request_id))
         finally:
             state.inflight.pop(request_id, None)
+
+
+def _error_answer(data: bytes, request_id: Any) -> Message | None:
+    """The body of an error status, if it is this request's JSON-RPC error; else None (a
+    legacy server's 400 carries an error with another id, e.g. ``"server-error"``)."""
+    try:
+        message = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    if (
+        isinstance(message, dict)
+        and message.get("id") == request_id
+        and isinstance(message.get("error"), dict)
+    ):
+        return message
+    return None
 
 
 async def _deliver_json(
