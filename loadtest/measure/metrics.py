@@ -360,6 +360,7 @@ class _Transport:
         "name",
         "ops",
         "origin_ns",
+        "protocol_chosen_by",
         "protocol_version",
         "scratch",
         "server",
@@ -381,6 +382,7 @@ class _Transport:
         self.sessions_failed = 0
         self.setup = new_histogram()
         self.protocol_version: str | None = None
+        self.protocol_chosen_by: str | None = None
         self.generator: dict[str, Any] = {}
         self.server: dict[str, Any] = {}
         self.client: dict[str, Any] = {}
@@ -528,8 +530,10 @@ class Recorder:
             "setup": encode_histogram(t.setup) if t.setup.total_count else None,
         }
 
-    def set_protocol_version(self, transport: str, version: str | None) -> None:
+    def set_protocol_version(self, transport: str, version: str | None, chosen_by: str | None = None) -> None:
+        """The version ``transport`` spoke, and how it was chosen (discover/initialize/pinned)."""
         self._transport(transport).protocol_version = version
+        self._transport(transport).protocol_chosen_by = chosen_by
 
     def set_generator(
         self, transport: str, cpu_s: float | None, lag_p99_us: int | None, **extra: Any
@@ -716,6 +720,7 @@ class Recorder:
             setup = percentiles(t.setup, (50.0, 99.0))
             out[name] = {
                 "negotiated_protocol_version": t.protocol_version,
+                "protocol_chosen_by": t.protocol_chosen_by,
                 "sessions": {
                     "opened": t.sessions_opened,
                     "failed": t.sessions_failed,
