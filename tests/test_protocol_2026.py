@@ -24,6 +24,7 @@ from aiohttp import web
 
 from loadtest.core.errors import TargetError
 from loadtest.envs import ensure_env
+from loadtest.measure.metrics import Recorder
 from loadtest.protocol.negotiation import LEGACY, ProbeUnanswered, negotiate
 from loadtest.protocol.session import Anomaly, open_session
 from loadtest.protocol.transports import connect
@@ -35,7 +36,9 @@ from loadtest.protocol.versions import (
     parse_protocol,
     result_problem,
 )
+from loadtest.run.driver import run_scenario
 from loadtest.run.payload import check_blob
+from loadtest.scenario.model import load_scenario
 from tests.conftest import reference_channel
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(300)]
@@ -382,3 +385,62 @@ def test_protocol_choices_and_header_encoding() -> None:
     assert header_value(" padded ") == "=?base64?IHBhZGRlZCA=?="
     assert header_value("=?base64?literal?=") == "=?base64?PT9iYXNlNjQ/bGl0ZXJhbD89?="
     assert header_value("Hello, 世界") == "=?base64?SGVsbG8sIOS4lueVjA==?="
+
+
+# -- a run: the version each transport used, how it was chosen, ops the version removed -------------
+
+
+class _Notes:
+    """A Progress that keeps the notes (the driver's other calls are ignored)."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
+async def test_a_run_records_the_version_and_skips_ping_on_2026(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(
+        'transports = ["stdio", "sse", "http"]\n[workload]\nsessions = 2\nrequests = 30\nwarmup = "0s"\n'
+        '[[ops]]\ntool = "echo"\narguments = { text = "{nonce}" }\nexpect = { text = "{nonce}" }\n'
+        '[[ops]]\nmethod = "ping"\n'
+    )
+    recorder = Recorder(out_dir=tmp_path)
+    notes = _Notes()
+    await run_scenario(load_scenario(path), recorder, progress=notes)  # type: ignore[arg-type]
+    recorder.finish()
+    summary = recorder.summary()
+    seen = {t: (s["negotiated_protocol_version"], s["protocol_chosen_by"]) for t, s in summary.items()}
+    assert seen == {
+        "stdio": (MODERN, "discover"),
+        "sse": ("2025-11-25", "initialize"),
+        "http": (MODERN, "discover"),
+    }
+    for transport in ("stdio", "http"):
+        ops = summary[transport]["ops"]
+        assert ops["ping"]["count"] == 0
+        assert ops["echo"]["count"] == ops["echo"]["ok"] == 30
+        assert sum(ops["echo"]["silent"].values()) == sum(ops["echo"]["errors"].values()) == 0
+    assert summary["sse"]["ops"]["ping"]["ok"] > 0
+    assert [n for n in notes.notes if "skipped ping" in n] == [
+        f"stdio: skipped ping: removed in {MODERN}",
+        f"http: skipped ping: removed in {MODERN}",
+    ]
+
+
+async def test_a_ping_only_run_stays_in_the_handshake_era(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(
+        'transports = ["http"]\n[workload]\nrequests = 10\nwarmup = "0s"\n[[ops]]\nmethod = "ping"\n'
+    )
+    recorder = Recorder(out_dir=tmp_path)
+    await run_scenario(load_scenario(path), recorder)
+    recorder.finish()
+    http = recorder.summary()["http"]
+    assert (http["negotiated_protocol_version"], http["protocol_chosen_by"]) == ("2025-11-25", "initialize")
+    assert http["ops"]["ping"]["ok"] == 10
