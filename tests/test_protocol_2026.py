@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,7 +23,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from loadtest.core.errors import TargetError
+from loadtest.core.errors import TargetError, UsageError
 from loadtest.envs import ensure_env
 from loadtest.measure.metrics import Recorder
 from loadtest.protocol.negotiation import LEGACY, ProbeUnanswered, negotiate
@@ -444,3 +445,43 @@ async def test_a_ping_only_run_stays_in_the_handshake_era(tmp_path: Path) -> Non
     http = recorder.summary()["http"]
     assert (http["negotiated_protocol_version"], http["protocol_chosen_by"]) == ("2025-11-25", "initialize")
     assert http["ops"]["ping"]["ok"] == 10
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "loadtest", *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def test_protocol_option_pins_the_version_and_refuses_unknown_ones(tmp_path: Path) -> None:
+    bad = _cli("run", "--protocol", "2027-01-01", "--transport", "http", "--out", str(tmp_path))
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "mcp-loadtest: error: (from the command line) workload.protocol: unknown protocol "
+        "'2027-01-01': use auto or one of 2026-07-28, 2025-11-25, 2025-06-18, 2025-03-26, 2024-11-05"
+    ]
+    done = _cli(
+        "run", "--protocol", "2025-11-25", "--transport", "http", "--requests", "60", "--json", "--no-progress",
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    http = json.loads(done.stdout)["transports"]["http"]
+    assert (http["negotiated_protocol_version"], http["protocol_chosen_by"]) == ("2025-11-25", "pinned")
+    assert http["ops"]["ping"]["ok"] > 0  # not removed in 2025-11-25
+
+
+def test_scenario_key_protocol(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text('[workload]\nprotocol = "2025-06-18"\n[[ops]]\nmethod = "tools/list"\n')
+    assert load_scenario(path).workload.protocol == "2025-06-18"
+    assert load_scenario(path).workload.to_dict()["protocol"] == "2025-06-18"
+    path.write_text('[[ops]]\nmethod = "tools/list"\n')
+    assert "protocol" not in load_scenario(path).workload.to_dict()  # scenario hashes unchanged
+    path.write_text('[workload]\nprotocol = 2026\n[[ops]]\nmethod = "tools/list"\n')
+    with pytest.raises(UsageError, match=r"s\.toml: workload\.protocol: unknown protocol '2026'"):
+        load_scenario(path)

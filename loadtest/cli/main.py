@@ -110,6 +110,11 @@ def main() -> None:
     help="SDK client: worker processes per transport.",
 )
 @click.option(
+    "--protocol",
+    metavar="auto|VERSION",
+    help="MCP protocol version: auto (server/discover, else initialize; default) or e.g. 2025-11-25.",
+)
+@click.option(
     "--workers",
     type=click.IntRange(min=1, max=MAX_WORKERS),
     default=1,
@@ -134,10 +139,13 @@ def run(
     client_kind: ClientKind | None,
     client_sdk: str | None,
     client_workers: int,
+    protocol: str | None,
     workers: int,
 ) -> None:
     """Run SCENARIO (default: the bundled smoke scenario against the bundled reference server)."""
     overrides = _overrides(transports, target_cmd, url, sessions, duration, requests, rate)
+    if protocol is not None:
+        overrides["workload.protocol"] = protocol
     loaded = load_scenario(scenario, overrides)
     check_workers(loaded, workers)
     if baseline is not None and not baseline.is_dir():

@@ -263,7 +263,11 @@ class _TransportRun:
         #: server's era, then that (the spec asks clients to keep the era per server). A mix
         #: of only ops 2026-07-28 removed (a ping-only run) can run in the handshake era only.
         removed_all = all(op.method in REMOVED_IN_MODERN for op in ops)
-        self.protocol = LEGACY if removed_all else "auto"
+        wanted = self.workload.protocol
+        self.protocol = LEGACY if removed_all and wanted == "auto" else wanted
+        if transport == "sse" and is_modern(wanted):
+            progress.note(f"sse: legacy HTTP+SSE has no {wanted}; it speaks the handshake era")
+            self.protocol = LEGACY
         self.token = share.token if share else secrets.token_hex(3)
         self.counter = itertools.count(1)
         self.seed_base = secrets.randbits(32)

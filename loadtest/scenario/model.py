@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from loadtest.core.errors import UsageError
 from loadtest.core.units import parse_duration, parse_rate
+from loadtest.protocol.versions import parse_protocol
 from loadtest.scenario.thresholds import Threshold, parse_threshold
 
 if sys.version_info >= (3, 11):
@@ -97,6 +98,7 @@ _WORKLOAD_KEYS = (
     "connect_timeout",
     "stages",
     "close_sessions",
+    "protocol",
 )
 _CLOSE_SESSIONS = ("delete", "abandon")
 _HEALTH_KEYS = ("sample_every", "warmup", "idle", "hang_after")
@@ -410,6 +412,8 @@ class Workload:
     #: ``abandon`` (it is just dropped). Legacy SSE and stdio sessions end by dropping the
     #: stream or closing stdin either way.
     close_sessions: Literal["delete", "abandon"] = "delete"
+    #: ``auto`` (server/discover, else the initialize handshake) or a pinned protocol version.
+    protocol: str = "auto"
 
     @property
     def total_duration(self) -> float | None:
@@ -442,6 +446,7 @@ class Workload:
             "stages": [stage.to_dict() for stage in self.stages],
             # Only when set: the hash of every scenario without it stays what it was.
             **({"close_sessions": self.close_sessions} if self.close_sessions != "delete" else {}),
+            **({"protocol": self.protocol} if self.protocol != "auto" else {}),
         }
 
 
@@ -1107,7 +1112,15 @@ def _workload(ctx: _Context, table: dict[str, Any]) -> Workload:
         ),
         stages=tuple(stages),
         close_sessions=_close_sessions(ctx, table.get("close_sessions", "delete")),
+        protocol=_protocol(ctx, table.get("protocol", "auto")),
     )
+
+
+def _protocol(ctx: _Context, value: Any) -> str:
+    try:
+        return parse_protocol(value if isinstance(value, str) else repr(value))
+    except ValueError as exc:
+        ctx.fail("workload.protocol", str(exc))
 
 
 def _close_sessions(ctx: _Context, value: Any) -> Literal["delete", "abandon"]:
