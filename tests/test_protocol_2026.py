@@ -267,6 +267,8 @@ async def _raw_http(seen: list[tuple[str, dict[str, str], Any]]) -> AsyncIterato
             }
         elif body["method"] == "tools/list":
             result = {"resultType": "complete", "tools": []}  # no ttlMs / cacheScope
+        elif params.get("name") == "dropped":
+            return web.Response(status=202)  # accepted, and never answered
         elif params.get("name") == "slow":
             await never.wait()
             raise AssertionError("unreachable")
@@ -326,6 +328,18 @@ async def test_http_sends_what_2026_requires_and_nothing_it_removed() -> None:
     names = [{k.lower(): v for k, v in h.items()}.get("mcp-name") for _, h, _ in seen]
     assert names == [None, header_value("héllo"), "blob://1/2", None, "slow"]
     assert names[1] == "=?base64?aMOpbGxv?="
+
+
+async def test_an_accepted_but_unanswered_request_is_lost_not_a_loud_error() -> None:
+    async with (
+        _raw_http([]) as url,
+        connect("http", url=url) as channel,
+        open_session(channel, request_timeout=0.5) as session,
+    ):
+        await negotiate(session)
+        dropped = await session.request("tools/call", {"name": "dropped", "arguments": {}})
+        assert dropped.error is not None
+        assert (dropped.error.kind, dropped.error.silent) == ("lost", True)
 
 
 async def test_a_modern_error_over_http_arrives_as_that_error() -> None:

@@ -204,6 +204,10 @@ async def _post_stateless(
                             f"http_{resp.status}", f"POST answered {resp.status}: {text!r}", request_id
                         ),
                     )
+                elif resp.status == 202:
+                    # Accepted, yet no answer will come: ``lost`` at its deadline, as in the
+                    # handshake era (a proxy that drops a JSON answer sends exactly this).
+                    await resp.read()
                 elif resp.content_type == "application/json":
                     await _deliver_json(await resp.read(), state, out, request_id)
                 elif resp.content_type == "text/event-stream":
