@@ -38,6 +38,7 @@ from loadtest.protocol.versions import (
     result_problem,
 )
 from loadtest.run.driver import run_scenario
+from loadtest.run.execute import execute
 from loadtest.run.payload import check_blob
 from loadtest.scenario.model import load_scenario
 from tests.conftest import reference_channel
@@ -499,3 +500,17 @@ def test_scenario_key_protocol(tmp_path: Path) -> None:
     path.write_text('[workload]\nprotocol = 2026\n[[ops]]\nmethod = "tools/list"\n')
     with pytest.raises(UsageError, match=r"s\.toml: workload\.protocol: unknown protocol '2026'"):
         load_scenario(path)
+
+
+async def test_generator_workers_report_how_the_version_was_chosen(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(
+        'transports = ["http"]\n[workload]\nsessions = 2\nrequests = 20\nwarmup = "0s"\n'
+        '[[ops]]\ntool = "echo"\narguments = { text = "{nonce}" }\nexpect = { text = "{nonce}" }\n'
+    )
+    directory = tmp_path / "run"
+    directory.mkdir()
+    outcome = await execute(load_scenario(path), directory, workers=2)
+    assert outcome.failure is None
+    http = outcome.document["transports"]["http"]
+    assert (http["negotiated_protocol_version"], http["protocol_chosen_by"]) == (MODERN, "discover")

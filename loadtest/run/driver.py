@@ -125,6 +125,8 @@ class TransportReport:
     """What a transport's run learned besides the recorder's numbers."""
 
     protocol_version: str | None = None
+    #: How the version was chosen: discover, initialize or pinned.
+    protocol_chosen_by: str | None = None
     server_info: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
 
@@ -536,6 +538,7 @@ class _TransportRun:
     def _settle_protocol(self, hello: ServerHello) -> None:
         """Record the first session's version, keep its era, skip ops the version removed."""
         self.recorder.set_protocol_version(self.transport, hello.protocol_version, hello.chosen_by)
+        self.report.protocol_chosen_by = hello.chosen_by
         self.protocol = LEGACY if hello.chosen_by == "initialize" else hello.protocol_version
         removed = [i for i, op in enumerate(self.ops) if op.method in REMOVED_IN_MODERN]
         if is_modern(hello.protocol_version) and removed and len(removed) < len(self.ops):
