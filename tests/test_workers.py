@@ -32,7 +32,7 @@ weight = 3
 arguments = { text = "{nonce}" }
 expect = { text = "{nonce}" }
 [[ops]]
-method = "ping"
+method = "tools/list"  # not ping: 2026-07-28 removed it, and auto speaks 2026-07-28
 """
 
 

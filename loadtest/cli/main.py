@@ -123,6 +123,11 @@ def main() -> None:
     help="SDK client: worker processes per transport.",
 )
 @click.option(
+    "--protocol",
+    metavar="auto|VERSION",
+    help="MCP protocol version: auto (server/discover, else initialize; default) or e.g. 2025-11-25.",
+)
+@click.option(
     "--workers",
     type=click.IntRange(min=1, max=MAX_WORKERS),
     default=1,
@@ -149,10 +154,13 @@ def run(
     client_kind: ClientKind | None,
     client_sdk: str | None,
     client_workers: int,
+    protocol: str | None,
     workers: int,
 ) -> None:
     """Run SCENARIO (default: the bundled smoke scenario against the bundled reference server)."""
     flags = overrides(transports, target_cmd, url, sessions, duration, requests, rate)
+    if protocol is not None:
+        flags["workload.protocol"] = protocol
     loaded = load_scenario(scenario, flags)
     say_notes(loaded)
     check_workers(loaded, workers)

@@ -58,6 +58,7 @@ class _Transport:
         "name",
         "ops",
         "origin_ns",
+        "protocol_chosen_by",
         "protocol_version",
         "scratch",
         "server",
@@ -79,6 +80,7 @@ class _Transport:
         self.sessions_failed = 0
         self.setup = new_histogram()
         self.protocol_version: str | None = None
+        self.protocol_chosen_by: str | None = None
         self.generator: dict[str, Any] = {}
         self.server: dict[str, Any] = {}
         self.client: dict[str, Any] = {}
@@ -226,8 +228,10 @@ class Recorder:
             "setup": encode_histogram(t.setup) if t.setup.total_count else None,
         }
 
-    def set_protocol_version(self, transport: str, version: str | None) -> None:
+    def set_protocol_version(self, transport: str, version: str | None, chosen_by: str | None = None) -> None:
+        """The version ``transport`` spoke, and how it was chosen (discover/initialize/pinned)."""
         self._transport(transport).protocol_version = version
+        self._transport(transport).protocol_chosen_by = chosen_by
 
     def set_generator(
         self, transport: str, cpu_s: float | None, lag_p99_us: int | None, **extra: Any
@@ -396,6 +400,7 @@ class Recorder:
             measured = self._measured_s(t)
             out[name] = TransportSection(
                 negotiated_protocol_version=t.protocol_version,
+                protocol_chosen_by=t.protocol_chosen_by,
                 sessions=Sessions(t.sessions_opened, t.sessions_failed, SetupLatency.of(t.setup)),
                 ops={op: stats.summarize(measured) for op, stats in t.ops.items()},
                 server=cast(Server, dict(t.server)),

@@ -296,6 +296,8 @@ class TransportSection:
     """``transports.<t>``: one transport's measurement."""
 
     negotiated_protocol_version: str | None = None
+    #: How the version was chosen: ``discover``, ``initialize`` or ``pinned``.
+    protocol_chosen_by: str | None = None
     sessions: Sessions = field(default_factory=Sessions)
     ops: Mapping[str, OpSummary] = field(default_factory=dict)
     server: Server = field(default_factory=lambda: Server())
@@ -311,6 +313,7 @@ class TransportSection:
 
     _KEYS = (
         "negotiated_protocol_version",
+        "protocol_chosen_by",
         "sessions",
         "ops",
         "server",
@@ -324,6 +327,7 @@ class TransportSection:
     def to_json(self) -> Json:
         out: Json = {
             "negotiated_protocol_version": self.negotiated_protocol_version,
+            "protocol_chosen_by": self.protocol_chosen_by,
             "sessions": self.sessions.to_json(),
             "ops": {name: op.to_json() for name, op in self.ops.items()},
             "server": dict(self.server),
@@ -341,9 +345,11 @@ class TransportSection:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TransportSection:
         version = data.get("negotiated_protocol_version")
+        chosen_by = data.get("protocol_chosen_by")
         error = data.get("error")
         return cls(
             negotiated_protocol_version=None if version is None else str(version),
+            protocol_chosen_by=None if chosen_by is None else str(chosen_by),
             sessions=Sessions.from_json(data.get("sessions")),
             ops={
                 str(name): OpSummary.from_json(op, str(name)) for name, op in (data.get("ops") or {}).items()

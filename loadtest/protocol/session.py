@@ -30,6 +30,7 @@ from loadtest.protocol.transports.base import (
     Received,
     TransportError,
 )
+from loadtest.protocol.versions import ChosenBy, result_problem, with_envelope
 
 #: Bits of a request id that count requests within one session (16M requests per session).
 _SEQ_BITS = 24
@@ -97,12 +98,15 @@ class Anomaly:
 
 @dataclass(frozen=True, slots=True)
 class ServerHello:
-    """What the server said in answer to ``initialize``."""
+    """What the server said in answer to ``initialize`` (or ``server/discover``, 2026-07-28+)."""
 
     protocol_version: str
     server_info: dict[str, Any]
     capabilities: dict[str, Any]
     latency_ns: int
+    #: How the version was chosen; the versions ``server/discover`` listed (if it was asked).
+    chosen_by: ChosenBy = "initialize"
+    supported_versions: tuple[str, ...] = ()
 
 
 class _Waiter:
@@ -144,6 +148,8 @@ class Session:
     #: Op names of pending requests (see ``request(label=...)``).
     _labels: dict[int, str] = field(default_factory=dict)
     _closed: CallError | None = None
+    #: Stateless (2026-07-28+) sessions: the ``_meta`` of every request; answers are checked.
+    envelope: dict[str, Any] | None = None
 
     @property
     def closed(self) -> CallError | None:
@@ -177,6 +183,8 @@ class Session:
         if progress:
             params = dict(params or {})
             params["_meta"] = {**params.get("_meta", {}), "progressToken": request_id}
+        if self.envelope is not None:
+            params = with_envelope(params, self.envelope)
         if params is not None:
             message["params"] = params
         outcome = Outcome(method, request_id, time.perf_counter_ns())
@@ -303,6 +311,8 @@ class Session:
         outcome.nbytes = nbytes
         if "result" in message:
             outcome.result = message["result"]
+            if self.envelope is not None and (problem := result_problem(outcome.method, outcome.result)):
+                outcome.error = CallError("malformed", problem, silent=True)
         elif isinstance(error := message.get("error"), dict):
             outcome.error = CallError(
                 f"jsonrpc_{error.get('code')}", str(error.get("message", ""))[:300], silent=False

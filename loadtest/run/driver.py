@@ -44,9 +44,11 @@ from loadtest.core.names import LAG_RANGE
 from loadtest.core.process import TargetProcess, signal_group
 from loadtest.core.units import format_duration
 from loadtest.measure.metrics import OpStats, Recorder
-from loadtest.protocol.session import Anomaly, Session, open_session
+from loadtest.protocol.negotiation import LEGACY, ProbeUnanswered, negotiate
+from loadtest.protocol.session import Anomaly, ServerHello, Session, open_session
 from loadtest.protocol.transports import connect
 from loadtest.protocol.transports.http import new_client_session
+from loadtest.protocol.versions import REMOVED_IN_MODERN, is_modern
 from loadtest.results.health_log import HealthLog, health_log_path
 from loadtest.run.check import Checker
 from loadtest.run.clients.config import BUILTIN, ClientConfig
@@ -124,6 +126,8 @@ class TransportReport:
     """What a transport's run learned besides the recorder's numbers."""
 
     protocol_version: str | None = None
+    #: How the version was chosen: discover, initialize or pinned.
+    protocol_chosen_by: str | None = None
     server_info: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
 
@@ -258,6 +262,15 @@ class _TransportRun:
         self.checkers = [Checker(op) for op in ops]
         # Workers draw different op sequences; together they keep the weights.
         self.picker = OpPicker([op.weight for op in ops], seed=share.index if share else 0)
+        #: The protocol the next session asks for: ``auto`` until the first session found the
+        #: server's era, then that (the spec asks clients to keep the era per server). A mix
+        #: of only ops 2026-07-28 removed (a ping-only run) can run in the handshake era only.
+        removed_all = all(op.method in REMOVED_IN_MODERN for op in ops)
+        wanted = self.workload.protocol
+        self.protocol = LEGACY if removed_all and wanted == "auto" else wanted
+        if transport == "sse" and is_modern(wanted):
+            progress.note(f"sse: legacy HTTP+SSE has no {wanted}; it speaks the handshake era")
+            self.protocol = LEGACY
         self.token = share.token if share else secrets.token_hex(3)
         self.counter = itertools.count(1)
         self.seed_base = secrets.randbits(32)
@@ -513,6 +526,30 @@ class _TransportRun:
             async with self._sdk_session(self.pool) as sdk_session:
                 yield sdk_session
             return
+        try:
+            async with self._wire_session() as session:
+                yield session
+        except ProbeUnanswered as exc:
+            # A stdio server that ignores server/discover (mcp 1.8) is legacy: a new process.
+            self.protocol = LEGACY
+            self.progress.note(f"{self.transport}: {exc}; speaking the handshake era")
+            async with self._wire_session() as session:
+                yield session
+
+    def _settle_protocol(self, hello: ServerHello) -> None:
+        """Record the first session's version, keep its era, skip ops the version removed."""
+        self.recorder.set_protocol_version(self.transport, hello.protocol_version, hello.chosen_by)
+        self.report.protocol_chosen_by = hello.chosen_by
+        self.protocol = LEGACY if hello.chosen_by == "initialize" else hello.protocol_version
+        removed = [i for i, op in enumerate(self.ops) if op.method in REMOVED_IN_MODERN]
+        if is_modern(hello.protocol_version) and removed and len(removed) < len(self.ops):
+            weights = [0.0 if i in removed else op.weight for i, op in enumerate(self.ops)]
+            self.picker = OpPicker(weights, seed=self.share.index if self.share else 0)
+            names = ", ".join(self.ops[i].name for i in removed)
+            self.progress.note(f"{self.transport}: skipped {names}: removed in {hello.protocol_version}")
+
+    @asynccontextmanager
+    async def _wire_session(self) -> AsyncIterator[Session]:
         endpoint = self.endpoint
         assert endpoint is not None
         started = time.perf_counter_ns()
@@ -532,12 +569,15 @@ class _TransportRun:
                     channel, request_timeout=self.workload.request_timeout, on_anomaly=self._on_anomaly
                 ) as session,
             ):
-                hello = await session.initialize(timeout=self.workload.connect_timeout)
+                timeout = self.workload.connect_timeout
+                hello = await negotiate(
+                    session, self.protocol, timeout=timeout, probe_timeout=min(timeout, 10.0)
+                )
                 self.recorder.record_session(self.transport, time.perf_counter_ns() - started, failed=False)
                 if self.report.protocol_version is None:
                     self.report.protocol_version = hello.protocol_version
                     self.report.server_info = hello.server_info
-                    self.recorder.set_protocol_version(self.transport, hello.protocol_version)
+                    self._settle_protocol(hello)
                 process = channel.info.get("target")
                 if process is not None:
                     # stdio: every session is its own server process; sample one at a time.
@@ -553,8 +593,9 @@ class _TransportRun:
                 finally:
                     self.live.pop(session, None)
                     self.killed.discard(session)
-        except TargetError:
-            self.recorder.record_session(self.transport, None, failed=True)
+        except TargetError as exc:
+            if not isinstance(exc, ProbeUnanswered):  # no failure: the session is opened anew
+                self.recorder.record_session(self.transport, None, failed=True)
             raise
 
     @asynccontextmanager

@@ -303,7 +303,10 @@ class _Parent:
         if hello is not None:
             self.report.protocol_version = hello.get("protocol_version")
             self.report.server_info = hello.get("server_info") or {}
-            self.recorder.set_protocol_version(self.transport, self.report.protocol_version)
+            self.report.protocol_chosen_by = hello.get("protocol_chosen_by")
+            self.recorder.set_protocol_version(
+                self.transport, self.report.protocol_version, self.report.protocol_chosen_by
+            )
         t0 = time.perf_counter_ns() + GO_AHEAD_NS
         self.measure_start_ns = t0 + int(self.scenario.workload.warmup * 1e9)
         self.recorder.reset(self.measure_start_ns, transport=self.transport)
@@ -617,7 +620,12 @@ async def _work(out: IO[bytes]) -> int:
 
     async def start() -> int:
         pipes.send(
-            {"t": "ready", "protocol_version": report.protocol_version, "server_info": report.server_info}
+            {
+                "t": "ready",
+                "protocol_version": report.protocol_version,
+                "protocol_chosen_by": report.protocol_chosen_by,
+                "server_info": report.server_info,
+            }
         )
         with anyio.move_on_after(JOB_TIMEOUT_S):
             await go.wait()

@@ -137,6 +137,8 @@ class Workload:
     #: ``abandon`` (it is just dropped). Legacy SSE and stdio sessions end by dropping the
     #: stream or closing stdin either way.
     close_sessions: Literal["delete", "abandon"] = "delete"
+    #: ``auto`` (server/discover, else the initialize handshake) or a pinned protocol version.
+    protocol: str = "auto"
 
     @property
     def total_duration(self) -> float | None:
@@ -169,6 +171,7 @@ class Workload:
             "stages": [stage.to_dict() for stage in self.stages],
             # Only when set: the hash of every scenario without it stays what it was.
             **({"close_sessions": self.close_sessions} if self.close_sessions != "delete" else {}),
+            **({"protocol": self.protocol} if self.protocol != "auto" else {}),
         }
 
 

@@ -7,6 +7,7 @@ import shlex
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from loadtest.protocol.versions import parse_protocol
 from loadtest.scenario.fields import (
     _bool,
     _check_keys,
@@ -73,6 +74,7 @@ _WORKLOAD_KEYS = (
     "connect_timeout",
     "stages",
     "close_sessions",
+    "protocol",
 )
 _CLOSE_SESSIONS = ("delete", "abandon")
 _HEALTH_KEYS = ("sample_every", "warmup", "idle", "hang_after")
@@ -344,7 +346,15 @@ def validate_workload(ctx: _Context, table: dict[str, Any]) -> Workload:
         ),
         stages=tuple(stages),
         close_sessions=_close_sessions(ctx, table.get("close_sessions", "delete")),
+        protocol=_protocol(ctx, table.get("protocol", "auto")),
     )
+
+
+def _protocol(ctx: _Context, value: Any) -> str:
+    try:
+        return parse_protocol(value if isinstance(value, str) else repr(value))
+    except ValueError as exc:
+        ctx.fail("workload.protocol", str(exc))
 
 
 def _close_sessions(ctx: _Context, value: Any) -> Literal["delete", "abandon"]:
