@@ -40,7 +40,8 @@ from loadtest.protocol.versions import (
 from loadtest.run.driver import run_scenario
 from loadtest.run.execute import execute
 from loadtest.run.payload import check_blob
-from loadtest.scenario.model import load_scenario
+from loadtest.scenario import load_scenario
+from loadtest.scenario.threshold_eval import evaluate
 from tests.conftest import reference_channel
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(300)]
@@ -443,6 +444,14 @@ async def test_a_run_records_the_version_and_skips_ping_on_2026(tmp_path: Path) 
         assert ops["echo"]["count"] == ops["echo"]["ok"] == 30
         assert sum(ops["echo"]["silent"].values()) == sum(ops["echo"]["errors"].values()) == 0
     assert summary["sse"]["ops"]["ping"]["ok"] > 0
+    # Not sent by design: said in run.json, and no gate fails it for "no data".
+    assert {t: s.get("skipped_ops") for t, s in summary.items()} == {
+        "stdio": {"ping": f"removed in {MODERN}"},
+        "sse": None,
+        "http": {"ping": f"removed in {MODERN}"},
+    }
+    gates = evaluate(["silent_failures == 0", "error_rate == 0"], summary)
+    assert [(g.passed, g.reason) for g in gates] == [(True, ""), (True, "")]
     assert [n for n in notes.notes if "skipped ping" in n] == [
         f"stdio: skipped ping: removed in {MODERN}",
         f"http: skipped ping: removed in {MODERN}",

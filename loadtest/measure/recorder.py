@@ -65,6 +65,7 @@ class _Transport:
         "sessions_failed",
         "sessions_opened",
         "setup",
+        "skipped_ops",
         "start_ns",
         "tags",
         "ticked_ns",
@@ -81,6 +82,7 @@ class _Transport:
         self.setup = new_histogram()
         self.protocol_version: str | None = None
         self.protocol_chosen_by: str | None = None
+        self.skipped_ops: dict[str, str] = {}
         self.generator: dict[str, Any] = {}
         self.server: dict[str, Any] = {}
         self.client: dict[str, Any] = {}
@@ -227,6 +229,10 @@ class Recorder:
             "failed": t.sessions_failed,
             "setup": encode_histogram(t.setup) if t.setup.total_count else None,
         }
+
+    def skip_op(self, transport: str, op: str, reason: str) -> None:
+        """``op`` is not sent on ``transport`` by design (the protocol removed it): say why."""
+        self._transport(transport).skipped_ops[op] = reason
 
     def set_protocol_version(self, transport: str, version: str | None, chosen_by: str | None = None) -> None:
         """The version ``transport`` spoke, and how it was chosen (discover/initialize/pinned)."""
@@ -401,6 +407,7 @@ class Recorder:
             out[name] = TransportSection(
                 negotiated_protocol_version=t.protocol_version,
                 protocol_chosen_by=t.protocol_chosen_by,
+                skipped_ops=dict(t.skipped_ops),
                 sessions=Sessions(t.sessions_opened, t.sessions_failed, SetupLatency.of(t.setup)),
                 ops={op: stats.summarize(measured) for op, stats in t.ops.items()},
                 server=cast(Server, dict(t.server)),

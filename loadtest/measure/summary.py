@@ -309,6 +309,9 @@ class TransportSection:
     server_info: Mapping[str, Any] = field(default_factory=dict)
     #: Why this transport could not be (fully) run, if so.
     error: str | None = None
+    #: Ops not sent on this transport and why (``ping``: "removed in 2026-07-28"). They have no
+    #: calls by design, so gates leave them out instead of failing them for "no data".
+    skipped_ops: Mapping[str, str] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     _KEYS = (
@@ -322,6 +325,7 @@ class TransportSection:
         "measured_s",
         "server_info",
         "error",
+        "skipped_ops",
     )
 
     def to_json(self) -> Json:
@@ -339,6 +343,8 @@ class TransportSection:
         # Only a transport that failed has the key: readers test for its presence.
         if self.error is not None:
             out["error"] = self.error
+        if self.skipped_ops:
+            out["skipped_ops"] = dict(self.skipped_ops)
         out.update(self.extra)
         return out
 
@@ -360,6 +366,7 @@ class TransportSection:
             measured_s=float(data.get("measured_s") or 0.0),
             server_info=dict(data.get("server_info") or {}),
             error=None if error is None else str(error),
+            skipped_ops={str(k): str(v) for k, v in (data.get("skipped_ops") or {}).items()},
             extra=_extra(data, cls._KEYS),
         )
 

@@ -90,10 +90,13 @@ def render_summary(run: Mapping[str, Any], style: Style) -> str:
         setup = sessions.get("setup_latency_us", {})
         version = section.get("negotiated_protocol_version") or "?"
         server = section.get("server") or {}
+        chosen_by = section.get("protocol_chosen_by")
         parts = [
-            f"{transport}: protocol {version}",
+            f"{transport}: protocol {version}" + (f" (by {chosen_by})" if chosen_by else ""),
             f"sessions {sessions.get('opened', 0)} opened, {sessions.get('failed', 0)} failed",
         ]
+        for op, why in (section.get("skipped_ops") or {}).items():
+            parts.append(f"{op} not sent ({why})")
         if setup.get("p50") is not None and sessions.get("opened"):
             parts.append(f"set-up p50 {format_latency_us(setup['p50'])}")
         if server.get("rss_peak_bytes"):

@@ -57,7 +57,7 @@ from loadtest.run.health_watch import HealthWatch
 from loadtest.run.targets.reference import Endpoint, free_port, reference_command, start_target
 from loadtest.run.targets.supervisor import TargetEvent
 from loadtest.run.workload import OpPicker, arrivals, rate_stages
-from loadtest.scenario.model import Scenario
+from loadtest.scenario import Scenario
 
 #: How long in-flight calls may finish after an interrupt before they are abandoned.
 INTERRUPT_GRACE_S = 2.0
@@ -546,6 +546,10 @@ class _TransportRun:
             weights = [0.0 if i in removed else op.weight for i, op in enumerate(self.ops)]
             self.picker = OpPicker(weights, seed=self.share.index if self.share else 0)
             names = ", ".join(self.ops[i].name for i in removed)
+            for i in removed:
+                self.recorder.skip_op(
+                    self.transport, self.ops[i].name, f"removed in {hello.protocol_version}"
+                )
             self.progress.note(f"{self.transport}: skipped {names}: removed in {hello.protocol_version}")
 
     @asynccontextmanager

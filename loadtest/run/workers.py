@@ -69,7 +69,7 @@ from loadtest.run.driver import (
 )
 from loadtest.run.targets.monitor import ProcessMonitor
 from loadtest.run.targets.reference import Endpoint
-from loadtest.scenario.model import Scenario
+from loadtest.scenario import Scenario
 
 #: More worker processes than this is a typo, not a plan.
 MAX_WORKERS = 64

@@ -71,8 +71,10 @@ def _evaluate_one(threshold: Threshold, transports: Mapping[str, Any]) -> Thresh
         if not isinstance(unattributed, Mapping):
             unattributed = None
         counted = FAILURE_COUNTS.keys() | RATE_METRICS.keys()
+        # Ops the transport's protocol removed (ping on 2026-07-28) were not sent by design.
+        skipped = section.get("skipped_ops") or {}
         for op_name, stats in ops.items():
-            if op_name == UNATTRIBUTED or not isinstance(stats, Mapping):
+            if op_name == UNATTRIBUTED or op_name in skipped or not isinstance(stats, Mapping):
                 continue
             if threshold.op_name is not None and op_name != threshold.op_name:
                 continue
