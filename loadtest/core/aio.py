@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-from anyio.abc import TaskGroup
+from anyio.abc import ByteReceiveStream, TaskGroup
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
@@ -108,3 +108,38 @@ async def light_task_group() -> AsyncIterator[LightTaskGroup]:
             await group._close()
     if group._error is not None:
         raise group._error
+
+
+#: Bytes asked of a stream per read by :func:`read_lines`.
+READ_CHUNK = 1 << 20
+
+
+async def read_lines(
+    stream: ByteReceiveStream, on_line: Callable[[memoryview], Awaitable[None] | None]
+) -> bytes:
+    """Hand each non-empty newline-terminated line of ``stream`` to ``on_line`` until it ends.
+
+    ``on_line`` gets the line without its newline, as a view into our buffer: it must copy
+    what it keeps (the buffer changes after it returns). It may be a coroutine function.
+    Returns what came after the last newline (a last line cut short), ``b""`` if nothing.
+    """
+    buf = bytearray()
+    scan = 0
+    while True:
+        try:
+            chunk = await stream.receive(READ_CHUNK)
+        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            return bytes(buf)
+        buf += chunk
+        start = 0
+        # A message of tens of MB arrives in many chunks: look for its end only in what is new.
+        while (nl := buf.find(b"\n", scan)) >= 0:
+            if nl > start:
+                with memoryview(buf) as view, view[start:nl] as line:
+                    pending = on_line(line)
+                    if pending is not None:
+                        await pending
+            start = scan = nl + 1
+        if start:
+            del buf[:start]
+        scan = len(buf)

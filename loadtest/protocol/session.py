@@ -236,7 +236,7 @@ class Session:
         )
         if outcome.error is not None:
             error = outcome.error
-            url = self.channel.info.get("url")
+            url = self.channel.info.url
             if url is not None and error.kind == "connection":
                 raise TargetError(f"cannot reach {url}: {error.detail}")
             where = f" ({url})" if url is not None else ""

@@ -524,6 +524,7 @@ class _TransportRun:
                     http=self.http,
                     headers=endpoint.headers,
                     env=endpoint.env,
+                    stderr_log=endpoint.stderr_log,
                     get_stream=self.workload.get_stream,
                     delete_on_close=self.workload.close_sessions == "delete",
                 ) as channel,
@@ -537,7 +538,7 @@ class _TransportRun:
                     self.report.protocol_version = hello.protocol_version
                     self.report.server_info = hello.server_info
                     self.recorder.set_protocol_version(self.transport, hello.protocol_version)
-                process = channel.info.get("target")
+                process = channel.info.process
                 if process is not None:
                     # stdio: every session is its own server process; sample one at a time.
                     self.health.offer(process.pid)

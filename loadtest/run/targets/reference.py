@@ -68,6 +68,10 @@ class Endpoint:
     supervisor: Supervisor | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
+    #: stdio: the file every session's server appends its stderr to (lines tagged with its
+    #: pid). One file per transport, not per session: with churn a run opens thousands of
+    #: sessions. Bounded, like the HTTP server's (see ``loadtest.core.process.StderrLog``).
+    stderr_log: Path | None = None
 
 
 @asynccontextmanager
@@ -85,14 +89,15 @@ async def start_target(
 ) -> AsyncIterator[Endpoint]:
     """Launch ``command`` for an HTTP transport and wait until it listens; or use ``url``.
 
-    For stdio nothing is launched here: each session starts its own server process. A launched
-    server that dies is relaunched when ``restart`` (see :mod:`loadtest.run.targets.supervisor`).
+    For stdio nothing is launched here: each session starts its own server process, whose
+    stderr goes to ``stderr_log`` too. A launched server that dies is relaunched when
+    ``restart`` (see :mod:`loadtest.run.targets.supervisor`).
     """
     env = dict(env or {})
     headers = dict(headers or {})
     if transport == "stdio":
         assert command is not None
-        yield Endpoint(transport, command=list(command), env=env)
+        yield Endpoint(transport, command=list(command), env=env, stderr_log=stderr_log)
         return
     if command is None:
         assert url is not None
