@@ -32,17 +32,35 @@ async def test_missing_command_is_one_clear_error() -> None:
             pass
 
 
-async def test_server_that_exits_at_start_reports_its_stderr() -> None:
-    script = "import sys; print('boom: missing config', file=sys.stderr); sys.exit(4)"
+async def _initialize_error(script: str) -> str:
+    """What initialising a session with the stdio server ``script`` fails with."""
     with pytest.raises(TargetError) as caught:
         async with (
             connect("stdio", command=[sys.executable, "-c", script]) as channel,
             open_session(channel) as session,
         ):
-            await session.initialize(timeout=10)
-    message = str(caught.value)
+            await session.initialize(timeout=60)
+    return str(caught.value)
+
+
+async def test_server_that_exits_at_start_reports_its_stderr() -> None:
+    script = "import sys; print('boom: missing config', file=sys.stderr); sys.exit(4)"
+    message = await _initialize_error(script)
     assert "exited with code 4" in message
     assert "boom: missing config" in message
+
+
+async def test_stdio_server_that_writes_hello_fails_saying_so() -> None:
+    # Was: "initialize failed: lost" at the deadline, with no word of what the server wrote.
+    message = await _initialize_error("import sys; print('hello', flush=True); sys.stdin.read()")
+    assert message.startswith("initialize failed: non_json: before any JSON-RPC message")
+    assert "wrote on stdout 'hello'" in message
+    assert "\n" not in message
+
+
+async def test_stdio_server_that_writes_hello_and_exits_says_what_it_wrote() -> None:
+    message = await _initialize_error("print('hello')")
+    assert "exited with code 0; all it wrote on stdout was not JSON-RPC, starting 'hello'" in message
 
 
 async def test_http_server_that_dies_before_listening_is_reported() -> None:

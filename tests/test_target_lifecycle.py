@@ -18,8 +18,6 @@ import pytest
 from loadtest.core.errors import TargetError
 from loadtest.core.process import StderrLog, free_port, launch, wait_for_port
 from loadtest.measure.metrics import Recorder
-from loadtest.protocol.session import open_session
-from loadtest.protocol.transports import connect
 from loadtest.run.driver import run_scenario
 from loadtest.run.targets.reference import REFERENCE_SERVER
 from loadtest.scenario.model import load_scenario
@@ -192,33 +190,6 @@ def test_sigkilled_launcher_leaves_no_grandchild(
 
 
 # -- a start that goes wrong says why -----------------------------------------------------------
-
-
-async def test_stdio_server_that_writes_hello_fails_saying_so() -> None:
-    script = "import sys, time; print('hello', flush=True); sys.stdin.read()"
-    with pytest.raises(TargetError) as caught:
-        async with (
-            connect("stdio", command=[sys.executable, "-c", script]) as channel,
-            open_session(channel) as session,
-        ):
-            await session.initialize(timeout=60)
-    message = str(caught.value)
-    assert message.startswith("initialize failed: non_json: before any JSON-RPC message")
-    assert "wrote on stdout 'hello'" in message
-    assert "\n" not in message
-
-
-async def test_stdio_server_that_writes_hello_and_exits_says_what_it_wrote() -> None:
-    script = "print('hello')"
-    with pytest.raises(TargetError) as caught:
-        async with (
-            connect("stdio", command=[sys.executable, "-c", script]) as channel,
-            open_session(channel) as session,
-        ):
-            await session.initialize(timeout=60)
-    assert "exited with code 0; all it wrote on stdout was not JSON-RPC, starting 'hello'" in str(
-        caught.value
-    )
 
 
 async def test_http_server_ignoring_its_port_is_named_with_the_port_it_took() -> None:

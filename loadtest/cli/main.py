@@ -24,6 +24,7 @@ from loadtest.analysis.compare.verdicts import compare_sides
 from loadtest.cli.compare import write_reports
 from loadtest.core.aio import task_group
 from loadtest.core.errors import UsageError, friendly
+from loadtest.core.names import SERVER_TRANSPORT_NAMES, TRANSPORTS, transport_name
 from loadtest.present.baseline import check_against_baseline, write_junit
 from loadtest.present.compare_terminal import render_comparison
 from loadtest.present.progress import TerminalProgress
@@ -466,7 +467,7 @@ def _table(rows: list[list[str]]) -> str:
 @main.command("reference-server", context_settings={"ignore_unknown_options": True})
 @click.option(
     "--transport",
-    type=click.Choice(["stdio", "sse", "http", "streamable-http"]),
+    type=click.Choice([*TRANSPORTS, SERVER_TRANSPORT_NAMES["http"]]),
     default="stdio",
     show_default=True,
 )
@@ -486,7 +487,7 @@ def reference_server(
     transport: str, port: int, json_response: bool, stateless: bool, delay_ms: float, leak_kb_per_session: int
 ) -> None:
     """Start the bundled reference server with the installed `mcp` (listens on 127.0.0.1)."""
-    name = "http" if transport == "streamable-http" else transport
+    name = transport_name(transport) or transport
     argv = reference_command(
         name,
         port=None if name == "stdio" else port,

@@ -12,7 +12,8 @@ import asyncio
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import IO, Any
 
 import anyio
 from anyio.abc import ByteReceiveStream, TaskGroup
@@ -143,3 +144,41 @@ async def read_lines(
         if start:
             del buf[:start]
         scan = len(buf)
+
+
+class PipeWriter(asyncio.streams.FlowControlMixin):
+    """The protocol of a write pipe from :func:`open_pipes`: flow control (``drain``), and
+    ``closed`` set once the pipe is closed and all that was buffered has gone out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = asyncio.Event()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self.closed.set()
+
+
+@dataclass
+class Pipes:
+    """A line protocol's two ends on plain pipes (see :func:`open_pipes`)."""
+
+    reader: asyncio.StreamReader
+    #: Keep it: a StreamWriter that is garbage-collected closes its pipe.
+    writer: asyncio.StreamWriter
+    #: The writer's protocol, for its ``closed`` event.
+    protocol: PipeWriter
+
+
+async def open_pipes(source: IO[bytes], sink: IO[bytes], *, limit: int) -> Pipes:
+    """Asyncio streams on two pipes (a process's stdin and stdout, say), for a line protocol.
+
+    asyncio streams, not anyio's: the pipes are ours (inherited), not a child's, and anyio has
+    no wrapper for a pipe it did not open. ``limit`` is the longest line the reader takes.
+    Raises ``ValueError`` when either file is not a pipe (a terminal, a regular file).
+    """
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=limit)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), source)
+    transport, protocol = await loop.connect_write_pipe(PipeWriter, sink)
+    return Pipes(reader, asyncio.StreamWriter(transport, protocol, None, loop), protocol)

@@ -27,6 +27,7 @@ from typing import Any, Literal, NoReturn
 from urllib.parse import urlsplit
 
 from loadtest.core.errors import UsageError
+from loadtest.core.names import DEFAULT_REQUEST_TIMEOUT_S, SERVER_TRANSPORT_NAMES, TRANSPORTS
 from loadtest.core.units import parse_duration, parse_rate
 from loadtest.scenario.thresholds import Threshold, parse_threshold
 
@@ -49,10 +50,7 @@ __all__ = [
     "load_scenario",
 ]
 
-TRANSPORTS: tuple[str, ...] = ("stdio", "sse", "http")
 METHODS: tuple[str, ...] = ("tools/call", "resources/read", "prompts/get", "tools/list", "ping")
-#: What ``{transport}`` becomes in a target command: the names servers' ``--transport`` flags use.
-COMMAND_TRANSPORT = {"stdio": "stdio", "sse": "sse", "http": "streamable-http"}
 BUNDLED_DEFAULT = "<bundled default>"
 FROM_COMMAND_LINE = "(from the command line)"
 REDACTED = "<redacted>"
@@ -128,7 +126,6 @@ _METHOD_REQUIRES = {"tools/call": "tool", "resources/read": "uri", "prompts/get"
 DEFAULT_SESSIONS = 4
 DEFAULT_DURATION_S = 10.0
 DEFAULT_WARMUP_S = 1.0
-DEFAULT_REQUEST_TIMEOUT_S = 30.0
 DEFAULT_CONNECT_TIMEOUT_S = 20.0
 DEFAULT_READY_TIMEOUT_S = 20.0
 DEFAULT_SAMPLE_EVERY_S = 1.0
@@ -535,7 +532,7 @@ class Scenario:
         return {name: self._fill(value, transport, port, python) for name, value in self.target.env.items()}
 
     def _fill(self, text: str, transport: str, port: int | None, python: str) -> str:
-        name = self.target.transport_names.get(transport) or COMMAND_TRANSPORT.get(transport, transport)
+        name = self.target.transport_names.get(transport) or SERVER_TRANSPORT_NAMES.get(transport, transport)
         return text.replace("{transport}", name).replace("{port}", str(port or 0)).replace("{python}", python)
 
     def to_dict(self) -> dict[str, Any]:

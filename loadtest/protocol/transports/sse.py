@@ -13,17 +13,10 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from loadtest.core.aio import task_group
 from loadtest.core.errors import TargetError
-from loadtest.protocol.transports.base import (
-    Channel,
-    ChannelInfo,
-    Incoming,
-    Message,
-    Received,
-    TransportError,
-    deliver,
-)
-from loadtest.protocol.transports.http import CONNECT_TIMEOUT_S, client_session, describe_client_error
-from loadtest.protocol.transports.sse_parser import SseEvent, SseParser
+
+from .base import Channel, ChannelInfo, Incoming, Message, Received, TransportError, deliver
+from .http import CONNECT_TIMEOUT_S, client_session, describe_client_error
+from .sse_parser import SseEvent, SseParser
 
 _QUEUE = 1024
 _JSON = {"Content-Type": "application/json"}

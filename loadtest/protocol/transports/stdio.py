@@ -15,15 +15,8 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from loadtest.core.aio import read_lines, task_group
 from loadtest.core.process import TargetProcess, launch
-from loadtest.protocol.transports.base import (
-    Channel,
-    ChannelInfo,
-    Incoming,
-    Message,
-    Received,
-    TransportError,
-    deliver,
-)
+
+from .base import Channel, ChannelInfo, Incoming, Message, Received, TransportError, deliver
 
 #: Messages buffered between the reader and the session before the reader waits.
 _QUEUE = 1024

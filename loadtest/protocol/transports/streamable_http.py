@@ -19,17 +19,10 @@ import orjson
 from anyio.streams.memory import MemoryObjectSendStream
 
 from loadtest.core.aio import light_task_group, task_group
-from loadtest.protocol.transports.base import (
-    Channel,
-    ChannelInfo,
-    Incoming,
-    Message,
-    Received,
-    TransportError,
-    deliver,
-)
-from loadtest.protocol.transports.http import client_session, describe_client_error
-from loadtest.protocol.transports.sse_parser import SseParser
+
+from .base import Channel, ChannelInfo, Incoming, Message, Received, TransportError, deliver
+from .http import client_session, describe_client_error
+from .sse_parser import SseParser
 
 _QUEUE = 1024
 #: How often a POST's SSE stream may be resumed with Last-Event-ID before giving up.

@@ -12,14 +12,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from loadtest.core.names import DEFAULT_PATHS, LOOPBACK, SERVER_TRANSPORT_NAMES
 from loadtest.core.process import TargetProcess, free_port
-from loadtest.run.targets.supervisor import LOOPBACK, Supervisor, supervise
+from loadtest.run.targets.supervisor import Supervisor, supervise
+from loadtest.scenario.model import Scenario
 
 #: The standalone reference server script; it imports only `mcp` and the standard library.
 REFERENCE_SERVER = Path(__file__).with_name("reference_server.py")
-#: The names the reference server (and the `mcp` SDK) give the transports.
-SERVER_TRANSPORT = {"stdio": "stdio", "sse": "sse", "http": "streamable-http"}
-DEFAULT_PATH = {"sse": "/sse", "http": "/mcp"}
 
 
 def reference_command(
@@ -38,7 +37,7 @@ def reference_command(
     ``leak_kb_per_session`` applies to the HTTP transports only (a stdio server has one
     session per process); it is left out for stdio.
     """
-    argv = [python, str(REFERENCE_SERVER), "--transport", SERVER_TRANSPORT[transport]]
+    argv = [python, str(REFERENCE_SERVER), "--transport", SERVER_TRANSPORT_NAMES[transport]]
     if port is not None:
         argv += ["--host", LOOPBACK, "--port", str(port)]
     if json_response:
@@ -50,6 +49,22 @@ def reference_command(
     if leak_kb_per_session and transport != "stdio":
         argv += ["--leak-kb-per-session", str(leak_kb_per_session)]
     return [*argv, *extra]
+
+
+def target_command(scenario: Scenario, transport: str, python: str, port: int | None) -> list[str] | None:
+    """The command that starts ``scenario``'s target for ``transport`` (None for a URL)."""
+    target = scenario.target
+    if target.reference:
+        return reference_command(
+            transport,
+            python=python,
+            port=port,
+            json_response=target.json_response,
+            stateless=target.stateless,
+            delay_ms=target.delay_ms,
+            leak_kb_per_session=target.leak_kb_per_session,
+        )
+    return scenario.command_for(transport, port, python)
 
 
 @dataclass(frozen=True)
@@ -109,7 +124,7 @@ async def start_target(
     ) as supervisor:
         yield Endpoint(
             transport,
-            url=url or f"http://{LOOPBACK}:{port}{DEFAULT_PATH[transport]}",
+            url=url or f"http://{LOOPBACK}:{port}{DEFAULT_PATHS[transport]}",
             process=supervisor.process,
             supervisor=supervisor,
             env=env,
@@ -117,4 +132,4 @@ async def start_target(
         )
 
 
-__all__ = ["REFERENCE_SERVER", "Endpoint", "free_port", "reference_command", "start_target"]
+__all__ = ["REFERENCE_SERVER", "Endpoint", "free_port", "reference_command", "start_target", "target_command"]

@@ -20,9 +20,9 @@ import anyio.abc
 
 from loadtest.core.aio import task_group
 from loadtest.core.errors import TargetError
+from loadtest.core.names import LOOPBACK
 from loadtest.core.process import TargetProcess, launch, signal_group, wait_for_port
 
-LOOPBACK = "127.0.0.1"
 #: Pause before relaunching a server that died, so that one that dies at once is not spun.
 RESTART_BACKOFF_S = 0.5
 
