@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import textwrap
+from pathlib import Path
 
 import anyio
 import psutil
@@ -29,6 +30,14 @@ def _gone(pid: int) -> bool:
 async def test_missing_command_is_one_clear_error() -> None:
     with pytest.raises(TargetError, match=r"command 'no-such-mcp-server-xyz' not found"):
         async with launch(["no-such-mcp-server-xyz", "--flag"]):
+            pass
+
+
+async def test_command_that_is_not_executable_is_one_clear_error(tmp_path: Path) -> None:
+    script = tmp_path / "server.sh"
+    script.write_text("#!/bin/sh\n")
+    with pytest.raises(TargetError, match=r"is not executable"):
+        async with launch([str(script)]):
             pass
 
 

@@ -189,6 +189,35 @@ def test_sigkilled_launcher_leaves_no_grandchild(
     assert _until(lambda: _gone(sleeper), 15), "the launched process's child outlived the SIGKILLed launcher"
 
 
+def test_parent_death_signal_alone_ends_the_child(
+    spawn: Callable[[list[str]], subprocess.Popen[bytes]],
+) -> None:
+    # The watchdog silenced: the kernel's parent-death signal must end the child by itself.
+    script = textwrap.dedent(
+        """
+        import anyio
+        from loadtest.core import lifeline
+        from loadtest.core.process import launch
+
+        lifeline.watchdog._tell = lambda line: None
+
+        async def main():
+            async with launch(["sleep", "300"]) as target:
+                print(target.pid, flush=True)
+                await anyio.sleep(300)
+
+        anyio.run(main)
+        """
+    )
+    launcher = spawn([sys.executable, "-c", script])
+    assert launcher.stdout is not None
+    child = int(launcher.stdout.readline())
+    assert not _gone(child)
+    launcher.kill()
+    launcher.wait()
+    assert _until(lambda: _gone(child), 15), "no parent-death signal reached the launched process"
+
+
 # -- a start that goes wrong says why -----------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ import contextlib
 import os
 import resource
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -28,7 +29,7 @@ import psutil
 
 from loadtest.core.aio import task_group
 from loadtest.core.errors import TargetError
-from loadtest.core.lifeline import die_with_parent, watchdog
+from loadtest.core.lifeline import watchdog, with_parent_death
 
 #: How long each step of the stop escalation may take before the next, harsher one.
 STOP_GRACE_S = 2.0
@@ -236,14 +237,20 @@ async def launch(
             log.close()
 
 
-async def _open_process(argv: list[str], **kwargs: Any) -> anyio.abc.Process:
+async def _open_process(
+    argv: list[str], *, env: Mapping[str, str], cwd: str | Path | None, **kwargs: Any
+) -> anyio.abc.Process:
     """``anyio.open_process`` with a parent-death signal for the child where we can set one.
 
-    anyio's public function takes no ``preexec_fn``; its backend's does (it hands the keywords
-    to asyncio's ``subprocess_exec``). Should that private path change, the child starts
-    without the signal and the watchdog alone covers it.
+    With ``setpriv`` the command runs behind it (see :mod:`loadtest.core.lifeline`), so the
+    command is looked up first: a missing one must stay our clear error, not setpriv's exit
+    code. Otherwise a ``preexec_fn``, which anyio's public function does not take and its
+    backend's does (it hands the keywords to asyncio); should that private path change, the
+    child starts without the signal and the watchdog alone covers it.
     """
-    preexec = die_with_parent()
+    wrapped, preexec = with_parent_death(argv)
+    if wrapped is not argv:
+        _check_executable(argv[0], env, cwd)
     if preexec is not None:
         try:
             from anyio._core._eventloop import get_async_backend
@@ -251,10 +258,22 @@ async def _open_process(argv: list[str], **kwargs: Any) -> anyio.abc.Process:
             pass
         else:
             process: anyio.abc.Process = await get_async_backend().open_process(
-                argv, preexec_fn=preexec, **kwargs
+                wrapped, env=env, cwd=cwd, preexec_fn=preexec, **kwargs
             )
             return process
-    return await anyio.open_process(argv, **kwargs)
+    return await anyio.open_process(wrapped, env=env, cwd=cwd, **kwargs)
+
+
+def _check_executable(program: str, env: Mapping[str, str], cwd: str | Path | None) -> None:
+    """Raise as exec would (FileNotFoundError, PermissionError) if ``program`` cannot be run."""
+    if os.sep in program:
+        path = Path(cwd or ".", program)
+        if not path.exists():
+            raise FileNotFoundError(program)
+        if path.is_dir() or not os.access(path, os.X_OK):
+            raise PermissionError(program)
+    elif shutil.which(program, path=env.get("PATH", os.defpath)) is None:
+        raise FileNotFoundError(program)
 
 
 async def stop(target: TargetProcess) -> None:
