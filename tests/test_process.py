@@ -41,6 +41,14 @@ async def test_command_that_is_not_executable_is_one_clear_error(tmp_path: Path)
             pass
 
 
+async def test_unwritable_server_log_is_one_clear_error_and_stops_the_process(tmp_path: Path) -> None:
+    log = tmp_path / "no-such-dir" / "server.log"
+    with pytest.raises(TargetError, match=r"cannot write the server log .*server\.log'"):
+        async with launch([sys.executable, "-c", "import time; time.sleep(600)"], stderr_log=log):
+            pass
+    test_no_zombie_children_of_this_process()
+
+
 async def _initialize_error(script: str) -> str:
     """What initialising a session with the stdio server ``script`` fails with."""
     with pytest.raises(TargetError) as caught:

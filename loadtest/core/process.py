@@ -222,7 +222,14 @@ async def launch(
     watchdog.watch(process.pid)
     log = None
     if stderr_log is not None:
-        log = StderrLog(stderr_log, tag=f"pid {process.pid}" if log_tag else None)
+        try:
+            log = StderrLog(stderr_log, tag=f"pid {process.pid}" if log_tag else None)
+        except OSError as exc:
+            await stop(target)
+            watchdog.done(process.pid)
+            raise TargetError(
+                f"cannot write the server log {str(stderr_log)!r}: {exc.strerror or exc}"
+            ) from None
     try:
         async with task_group() as tg:
             tg.start_soon(_drain_stderr, target, log)
