@@ -119,9 +119,10 @@ async def start_target(
         yield Endpoint(transport, url=url, headers=headers)
         return
     assert port is not None
-    async with supervise(
+    supervisor = Supervisor(
         command, port=port, env=env, ready_timeout=ready_timeout, stderr_log=stderr_log, restart=restart
-    ) as supervisor:
+    )
+    async with supervise(supervisor):
         yield Endpoint(
             transport,
             url=url or f"http://{LOOPBACK}:{port}{DEFAULT_PATHS[transport]}",

@@ -111,19 +111,8 @@ class Supervisor:
 
 
 @asynccontextmanager
-async def supervise(
-    command: str | Sequence[str],
-    *,
-    port: int,
-    env: Mapping[str, str] | None = None,
-    ready_timeout: float = 20.0,
-    stderr_log: Path | None = None,
-    restart: bool = False,
-) -> AsyncIterator[Supervisor]:
-    """Launch ``command`` and yield once it listens on ``port``; stop it (bounded) at exit."""
-    supervisor = Supervisor(
-        command, port=port, env=env, ready_timeout=ready_timeout, stderr_log=stderr_log, restart=restart
-    )
+async def supervise(supervisor: Supervisor) -> AsyncIterator[Supervisor]:
+    """Launch ``supervisor``'s command and yield once it listens; stop it (bounded) at exit."""
     async with task_group() as tg:
         await tg.start(supervisor.run)
         try:
