@@ -260,8 +260,9 @@ class Server:
 @asynccontextmanager
 async def reference_server(variant: str) -> AsyncIterator[Server]:
     """A fresh reference server for ``variant`` on the server CPU (stdio: just the command)."""
+    from loadtest.core.names import DEFAULT_PATHS, LOOPBACK
     from loadtest.core.process import launch, wait_for_port
-    from loadtest.run.targets.reference import DEFAULT_PATH, LOOPBACK, free_port, reference_command
+    from loadtest.run.targets.reference import free_port, reference_command
 
     transport, json_response = VARIANTS[variant]
     if transport == "stdio":
@@ -272,7 +273,7 @@ async def reference_server(variant: str) -> AsyncIterator[Server]:
     async with launch(argv, stdin=False, stdout=False) as process:
         pin_pid(process.pid, SERVER_CPU)
         await wait_for_port(process, LOOPBACK, port, 30)
-        yield Server(f"http://{LOOPBACK}:{port}{DEFAULT_PATH[transport]}", process.pid, None)
+        yield Server(f"http://{LOOPBACK}:{port}{DEFAULT_PATHS[transport]}", process.pid, None)
 
 
 @asynccontextmanager

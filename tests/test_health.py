@@ -273,7 +273,7 @@ async def test_an_abandoned_session_is_left_open_on_the_server(delete: bool) -> 
             ):
                 hello = await session.initialize()
             headers = {
-                "Mcp-Session-Id": channel.info["session_id"],
+                "Mcp-Session-Id": str(channel.info.session_id),
                 "MCP-Protocol-Version": hello.protocol_version,
                 "Accept": "application/json, text/event-stream",
                 "Content-Type": "application/json",

@@ -30,6 +30,7 @@ from loadtest.cli.common import (
 )
 from loadtest.core.aio import task_group
 from loadtest.core.errors import LoadtestError, UsageError, friendly
+from loadtest.core.names import SERVER_TRANSPORT_NAMES, TRANSPORTS, transport_name
 from loadtest.present.baseline import BaselineOutcome, check_against_baseline, write_junit, write_markdown
 from loadtest.present.progress import TerminalProgress
 from loadtest.present.terminal import render_summary
@@ -258,7 +259,7 @@ async def _run(
 @main.command("reference-server", context_settings={"ignore_unknown_options": True})
 @click.option(
     "--transport",
-    type=click.Choice(["stdio", "sse", "http", "streamable-http"]),
+    type=click.Choice([*TRANSPORTS, SERVER_TRANSPORT_NAMES["http"]]),
     default="stdio",
     show_default=True,
 )
@@ -278,7 +279,7 @@ def reference_server(
     transport: str, port: int, json_response: bool, stateless: bool, delay_ms: float, leak_kb_per_session: int
 ) -> None:
     """Start the bundled reference server with the installed `mcp` (listens on 127.0.0.1)."""
-    name = "http" if transport == "streamable-http" else transport
+    name = transport_name(transport) or transport
     argv = reference_command(
         name,
         port=None if name == "stdio" else port,

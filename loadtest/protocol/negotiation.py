@@ -104,12 +104,12 @@ async def negotiate(
 def _legacy_transport(session: Session) -> bool:
     # Legacy HTTP+SSE (its channel names the POST endpoint) stays in the handshake era: the
     # 2026-07-28 revision defines no stateless exchange over it.
-    return "endpoint" in session.channel.info
+    return session.channel.info.endpoint is not None
 
 
 def _stdio(session: Session) -> bool:
     # A stdio channel names its server's process.
-    return "pid" in session.channel.info
+    return session.channel.info.process is not None
 
 
 def _stateless(
@@ -132,7 +132,7 @@ def _stateless(
 
 
 def _refused(session: Session, probe: Outcome, wanted: str) -> str:
-    url = session.channel.info.get("url")
+    url = session.channel.info.url
     where = f" ({url})" if url is not None else ""
     if probe.error is None:
         return f"server/discover{where} answered without a result object: {str(probe.result)[:200]}"

@@ -22,6 +22,7 @@ import anyio
 from loadtest import __version__
 from loadtest.core.aio import call_later, task_group
 from loadtest.core.errors import TargetError
+from loadtest.core.names import DEFAULT_REQUEST_TIMEOUT_S
 from loadtest.protocol.transports.base import (
     LATEST_PROTOCOL_VERSION,
     PROTOCOL_VERSIONS,
@@ -40,7 +41,6 @@ _session_numbers = itertools.count(1)
 #: Bounded, so that a session open for hours keeps constant memory; an answer later than this
 #: many others is classified as if its request were unknown.
 _REMEMBERED = 4096
-DEFAULT_REQUEST_TIMEOUT_S = 30.0
 
 
 def number_sessions(first: int, step: int = 1) -> None:
@@ -244,7 +244,7 @@ class Session:
         )
         if outcome.error is not None:
             error = outcome.error
-            url = self.channel.info.get("url")
+            url = self.channel.info.url
             if url is not None and error.kind == "connection":
                 raise TargetError(f"cannot reach {url}: {error.detail}")
             where = f" ({url})" if url is not None else ""

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import resource
 import secrets
 import signal
 import sys
@@ -41,7 +40,7 @@ from hdrh.histogram import HdrHistogram
 from loadtest.core.aio import LightTaskGroup, light_task_group, task_group
 from loadtest.core.errors import TargetError
 from loadtest.core.names import LAG_RANGE
-from loadtest.core.process import TargetProcess, signal_group
+from loadtest.core.process import TargetProcess, own_cpu_s, signal_group
 from loadtest.core.units import format_duration
 from loadtest.measure.metrics import OpStats, Recorder
 from loadtest.protocol.negotiation import LEGACY, ProbeUnanswered, negotiate
@@ -54,7 +53,7 @@ from loadtest.run.check import Checker
 from loadtest.run.clients.config import BUILTIN, ClientConfig
 from loadtest.run.clients.sdk_pool import SdkPool, SdkSession, open_sdk_pool
 from loadtest.run.health_watch import HealthWatch
-from loadtest.run.targets.reference import Endpoint, free_port, reference_command, start_target
+from loadtest.run.targets.reference import Endpoint, free_port, start_target, target_command
 from loadtest.run.targets.supervisor import TargetEvent
 from loadtest.run.workload import OpPicker, arrivals, rate_stages
 from loadtest.scenario import Scenario
@@ -187,22 +186,6 @@ async def run_share(
         transport, scenario, recorder, report, Progress(), control, sys.executable, None, share=share
     )
     await runner.run()
-
-
-def target_command(scenario: Scenario, transport: str, python: str, port: int | None) -> list[str] | None:
-    """The command that starts ``scenario``'s target for ``transport`` (None for a URL)."""
-    target = scenario.target
-    if target.reference:
-        return reference_command(
-            transport,
-            python=python,
-            port=port,
-            json_response=target.json_response,
-            stateless=target.stateless,
-            delay_ms=target.delay_ms,
-            leak_kb_per_session=target.leak_kb_per_session,
-        )
-    return scenario.command_for(transport, port, python)
 
 
 @asynccontextmanager
@@ -353,7 +336,7 @@ class _TransportRun:
 
     async def run(self) -> None:
         transport = self.transport
-        cpu_start = _cpu_s()
+        cpu_start = own_cpu_s()
         wall_start = time.perf_counter()
         client_log = self.log_dir / f"client-{transport}.log" if self.log_dir is not None else None
         try:
@@ -383,7 +366,7 @@ class _TransportRun:
                 if self.share is not None:
                     self.share.interval(end_ns, end_ns < self.measure_start_ns, True)
                 self.recorder.finish_transport(transport, end_ns)
-                cpu_s = _cpu_s() - cpu_start
+                cpu_s = own_cpu_s() - cpu_start
                 wall_s = time.perf_counter() - wall_start
                 await self._idle()
                 tg.cancel_scope.cancel()
@@ -566,6 +549,7 @@ class _TransportRun:
                     http=self.http,
                     headers=endpoint.headers,
                     env=endpoint.env,
+                    stderr_log=endpoint.stderr_log,
                     get_stream=self.workload.get_stream,
                     delete_on_close=self.workload.close_sessions == "delete",
                 ) as channel,
@@ -582,7 +566,7 @@ class _TransportRun:
                     self.report.protocol_version = hello.protocol_version
                     self.report.server_info = hello.server_info
                     self._settle_protocol(hello)
-                process = channel.info.get("target")
+                process = channel.info.process
                 if process is not None:
                     # stdio: every session is its own server process; sample one at a time.
                     self.health.offer(process.pid)
@@ -633,7 +617,7 @@ class _TransportRun:
         measured calls only."""
         await anyio.sleep(max(0.0, (self.measure_start_ns - time.perf_counter_ns()) / 1e9))
         cost = await self.pool.cost() if self.pool is not None else None
-        self._cost_start = (time.perf_counter(), _cpu_s(), cost)
+        self._cost_start = (time.perf_counter(), own_cpu_s(), cost)
 
     async def _record_client_cost(self) -> None:
         """``transports.<t>.client``: which client made the calls, and its CPU per measured call."""
@@ -643,7 +627,7 @@ class _TransportRun:
         if self._cost_start is not None:
             wall_start, cpu_start, cost_start = self._cost_start
             wall_s = time.perf_counter() - wall_start
-            cpu_s = _cpu_s() - cpu_start
+            cpu_s = own_cpu_s() - cpu_start
             if self.pool is None:
                 section["cpu_s"] = round(cpu_s, 3)
                 section["cpu_per_call_us"] = round(cpu_s / calls * 1e6, 1) if calls else None
@@ -1087,11 +1071,6 @@ async def _http_client(transport: str) -> AsyncIterator[aiohttp.ClientSession | 
     finally:
         with anyio.CancelScope(shield=True), anyio.move_on_after(5):
             await http.close()
-
-
-def _cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 __all__ = [

@@ -33,7 +33,6 @@ import base64
 import contextlib
 import os
 import pickle
-import resource
 import secrets
 import sys
 import time
@@ -50,10 +49,10 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from hdrh.histogram import HdrHistogram
 
 import loadtest
-from loadtest.core.aio import task_group
+from loadtest.core.aio import PipeWriter, open_pipes, task_group
 from loadtest.core.errors import LoadtestError, TargetError, UsageError
 from loadtest.core.names import LAG_RANGE
-from loadtest.core.process import TargetProcess, launch
+from loadtest.core.process import TargetProcess, launch, own_cpu_s
 from loadtest.measure.metrics import Recorder
 from loadtest.measure.summary import merge_clients
 from loadtest.protocol.session import number_sessions
@@ -242,7 +241,7 @@ class _Parent:
         # without workers.
         for op in self.scenario.ops:
             self.recorder.op(transport, op.name)
-        cpu_start = _cpu_s()
+        cpu_start = own_cpu_s()
         wall_start = time.perf_counter()
         token = secrets.token_hex(3)
         width = len(str(self.count - 1))
@@ -277,7 +276,7 @@ class _Parent:
                 await self._start(tg)
                 await self.all_finished.wait()
             tg.cancel_scope.cancel()
-        self._finish(_cpu_s() - cpu_start, time.perf_counter() - wall_start)
+        self._finish(own_cpu_s() - cpu_start, time.perf_counter() - wall_start)
         lost = [w for w in self.workers if w.done is None]
         if lost:
             # What the others measured is kept (and written), but it is not the planned load.
@@ -545,37 +544,21 @@ def _worker_env() -> dict[str, str]:
     return {"PYTHONPATH": root if not path else root + os.pathsep + path}
 
 
-def _cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 # -- the worker -----------------------------------------------------------------------------
-
-
-class _Out(asyncio.Protocol):
-    def __init__(self) -> None:
-        self.closed = asyncio.Event()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed.set()
 
 
 class _Pipes:
     """The worker's end: JSON lines in on stdin, out on a private copy of stdout."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.WriteTransport, out: _Out) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, out: PipeWriter) -> None:
         self.reader = reader
         self.writer = writer
         self.out = out
 
     @classmethod
     async def open(cls, out: IO[bytes]) -> _Pipes:
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=_MAX_LINE)
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
-        writer, protocol = await loop.connect_write_pipe(_Out, out)
-        return cls(reader, writer, protocol)
+        pipes = await open_pipes(sys.stdin.buffer, out, limit=_MAX_LINE)
+        return cls(pipes.reader, pipes.writer, pipes.protocol)
 
     async def receive(self) -> dict[str, Any] | None:
         """The next message from the parent; None at the end of input."""
@@ -596,7 +579,7 @@ class _Pipes:
         with anyio.move_on_after(SEND_TIMEOUT_S):
             await self.out.closed.wait()
         if not self.out.closed.is_set():
-            self.writer.abort()
+            self.writer.transport.abort()
 
 
 async def _work(out: IO[bytes]) -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from loadtest.scenario.fields import BUNDLED_DEFAULT, FROM_COMMAND_LINE
 from loadtest.scenario.load import load_scenario
 from loadtest.scenario.model import (
-    COMMAND_TRANSPORT,
     REDACTED,
     TRANSPORTS,
     Health,
@@ -25,7 +24,6 @@ from loadtest.scenario.op import LIST_KEYS, METHODS, Expect, Op
 
 __all__ = [
     "BUNDLED_DEFAULT",
-    "COMMAND_TRANSPORT",
     "FROM_COMMAND_LINE",
     "LIST_KEYS",
     "METHODS",

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.core.errors import UsageError
+from loadtest.core.names import TRANSPORTS
 from loadtest.scenario.fields import (
     BUNDLED_DEFAULT,
     FROM_COMMAND_LINE,
@@ -28,7 +29,7 @@ from loadtest.scenario.fields import (
     _string,
     _table,
 )
-from loadtest.scenario.model import TRANSPORTS, Scenario
+from loadtest.scenario.model import Scenario
 from loadtest.scenario.validate import (
     _REFERENCE_ONLY,
     validate_health,

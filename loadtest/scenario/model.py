@@ -13,13 +13,12 @@ from typing import Any, Literal
 
 # Op and Expect live in their own module; they are imported here for Scenario.ops and kept
 # importable from here, where they used to be.
-from loadtest.core.names import REDACTED
+from loadtest.core.names import DEFAULT_REQUEST_TIMEOUT_S, REDACTED, SERVER_TRANSPORT_NAMES, TRANSPORTS
 from loadtest.scenario.identity import workload_hash
 from loadtest.scenario.op import EXPECT_KINDS, METHODS, Expect, Op
 from loadtest.scenario.thresholds import Threshold
 
 __all__ = [
-    "COMMAND_TRANSPORT",
     "EXPECT_KINDS",
     "METHODS",
     "REDACTED",
@@ -34,14 +33,10 @@ __all__ = [
     "Workload",
 ]
 
-TRANSPORTS: tuple[str, ...] = ("stdio", "sse", "http")
-#: What ``{transport}`` becomes in a target command: the names servers' ``--transport`` flags use.
-COMMAND_TRANSPORT = {"stdio": "stdio", "sse": "sse", "http": "streamable-http"}
 
 DEFAULT_SESSIONS = 4
 DEFAULT_DURATION_S = 10.0
 DEFAULT_WARMUP_S = 1.0
-DEFAULT_REQUEST_TIMEOUT_S = 30.0
 DEFAULT_CONNECT_TIMEOUT_S = 20.0
 DEFAULT_READY_TIMEOUT_S = 20.0
 DEFAULT_SAMPLE_EVERY_S = 1.0
@@ -265,7 +260,7 @@ class Scenario:
         return {name: self._fill(value, transport, port, python) for name, value in self.target.env.items()}
 
     def _fill(self, text: str, transport: str, port: int | None, python: str) -> str:
-        name = self.target.transport_names.get(transport) or COMMAND_TRANSPORT.get(transport, transport)
+        name = self.target.transport_names.get(transport) or SERVER_TRANSPORT_NAMES.get(transport, transport)
         return text.replace("{transport}", name).replace("{port}", str(port or 0)).replace("{python}", python)
 
     def to_dict(self) -> dict[str, Any]:

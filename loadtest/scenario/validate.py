@@ -7,6 +7,7 @@ import shlex
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from loadtest.core.names import DEFAULT_REQUEST_TIMEOUT_S, TRANSPORTS
 from loadtest.protocol.versions import parse_protocol
 from loadtest.scenario.fields import (
     _bool,
@@ -26,12 +27,10 @@ from loadtest.scenario.model import (
     DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_DURATION_S,
     DEFAULT_READY_TIMEOUT_S,
-    DEFAULT_REQUEST_TIMEOUT_S,
     DEFAULT_SAMPLE_EVERY_S,
     DEFAULT_SESSIONS,
     DEFAULT_STATUS_EVERY_S,
     DEFAULT_WARMUP_S,
-    TRANSPORTS,
     Health,
     Op,
     Soak,

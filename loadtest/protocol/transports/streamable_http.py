@@ -19,7 +19,15 @@ import orjson
 from anyio.streams.memory import MemoryObjectSendStream
 
 from loadtest.core.aio import light_task_group, task_group
-from loadtest.protocol.transports.base import Channel, Incoming, Message, Received, TransportError, deliver
+from loadtest.protocol.transports.base import (
+    Channel,
+    ChannelInfo,
+    Incoming,
+    Message,
+    Received,
+    TransportError,
+    deliver,
+)
 from loadtest.protocol.transports.http import client_session, describe_client_error
 from loadtest.protocol.transports.sse_parser import SseParser
 from loadtest.protocol.versions import request_headers, request_version
@@ -84,7 +92,7 @@ async def connect_streamable_http(
         "Content-Type": "application/json",
     }
     state = _State(base)
-    info: dict[str, Any] = {"url": url}
+    info = ChannelInfo(url=url)
     async with client_session(http) as client:
         send_incoming, incoming = anyio.create_memory_object_stream[Incoming](_QUEUE)
         async with task_group() as tg, light_task_group() as posts:
@@ -134,7 +142,7 @@ async def _post(
     message: Message,
     body: bytes,
     out: MemoryObjectSendStream[Incoming],
-    info: dict[str, Any],
+    info: ChannelInfo,
 ) -> None:
     request_id = message.get("id") if message.get("method") is not None else None
     try:
@@ -145,7 +153,7 @@ async def _post(
                 session_id = resp.headers.get("mcp-session-id")
                 if session_id is not None:
                     state.learned(session_id=session_id)
-                    info["session_id"] = session_id
+                    info.session_id = session_id
             if resp.status >= 300:
                 answer = (await resp.content.read(300)).decode("utf-8", "replace")
                 await deliver(
@@ -314,12 +322,12 @@ async def _get_stream(
     url: str,
     state: _State,
     out: MemoryObjectSendStream[Incoming],
-    info: dict[str, Any],
+    info: ChannelInfo,
 ) -> None:
     headers = {**state.headers, "Accept": "text/event-stream"}
     try:
         async with client.get(url, headers=headers) as resp:
-            info["get_stream_status"] = resp.status
+            info.get_stream_status = resp.status
             if resp.status != 200:
                 return
             await _consume_sse(resp, SseParser(), state, out, None)
@@ -327,7 +335,7 @@ async def _get_stream(
         await deliver(out, TransportError("get_stream_broken", describe_client_error(exc)))
 
 
-async def _delete(client: aiohttp.ClientSession, url: str, state: _State, info: dict[str, Any]) -> None:
+async def _delete(client: aiohttp.ClientSession, url: str, state: _State, info: ChannelInfo) -> None:
     # Shielded and bounded: the DELETE runs during teardown (possibly while being cancelled),
     # and a server that does not answer must not keep the run from ending.
     with (
@@ -336,4 +344,4 @@ async def _delete(client: aiohttp.ClientSession, url: str, state: _State, info: 
         contextlib.suppress(aiohttp.ClientError),
     ):
         async with client.delete(url, headers=state.headers) as resp:
-            info["delete_status"] = resp.status
+            info.delete_status = resp.status
