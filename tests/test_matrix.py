@@ -14,7 +14,8 @@ import pytest
 from loadtest.analysis.compare.health import HEALTH_OP
 from loadtest.analysis.compare.model import load_side
 from loadtest.analysis.compare.verdicts import compare_sides
-from loadtest.run.matrix import MATRIX_FILE, check_differences, interleaved, run_matrix, side_by_side
+from loadtest.core.names import MATRIX_FILE
+from loadtest.run.matrix import check_differences, interleaved, run_matrix, side_by_side
 from loadtest.scenario import Scenario, load_scenario
 from tests.test_envs import OLD_SDK
 

@@ -6,6 +6,7 @@ import os
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import anyio
 import psutil
@@ -99,7 +100,7 @@ async def test_garbage_on_stdout_is_reported_not_crashed_on() -> None:
         sys.stdin.read()
         """
     )
-    seen = []
+    seen: list[Any] = []
     async with (
         connect("stdio", command=[sys.executable, "-c", script]) as channel,
         open_session(channel, on_anomaly=seen.append) as session,

@@ -107,9 +107,9 @@ async def test_auto_reaches_the_newest_mcp_statelessly_through_discover(mode: st
         assert ping.error is not None
         assert ping.error.kind == "jsonrpc_-32601"
     # Stateless: no session id learned, so no DELETE at close; no GET stream either.
-    assert "session_id" not in channel.info
-    assert "delete_status" not in channel.info
-    assert "get_stream_status" not in channel.info
+    assert channel.info.session_id is None
+    assert channel.info.delete_status is None
+    assert channel.info.get_stream_status is None
 
 
 @pytest.mark.parametrize("mode", ["stdio", "http"])
@@ -123,7 +123,7 @@ async def test_pinned_2025_11_25_uses_the_handshake_on_the_same_server(mode: str
         assert _text(echo.result) == "x"
         assert (await session.request("ping")).result == {}
     if mode == "http":
-        assert "session_id" in channel.info
+        assert channel.info.session_id is not None
 
 
 async def test_legacy_sse_stays_in_the_handshake_era() -> None:
@@ -252,10 +252,11 @@ async def _raw_http(seen: list[tuple[str, dict[str, str], Any]]) -> AsyncIterato
     never = asyncio.Event()
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        body = await request.json() if request.method == "POST" else None
-        seen.append((request.method, dict(request.headers), body))
         if request.method != "POST":
+            seen.append((request.method, dict(request.headers), None))
             return web.Response(status=405)
+        body: dict[str, Any] = await request.json()
+        seen.append((request.method, dict(request.headers), body))
         if "id" not in body:
             return web.Response(status=202)
         params = body.get("params") or {}
@@ -349,7 +350,8 @@ async def test_a_modern_error_over_http_arrives_as_that_error() -> None:
     # request whose Mcp-Name cannot match (set by hand) must surface that code, not "http_400".
     async with reference_channel("http") as channel, open_session(channel) as session:
         await negotiate(session)
-        url = channel.info["url"]
+        url = channel.info.url
+        assert url is not None
         async with aiohttp.ClientSession() as http:
             body = {
                 "jsonrpc": "2.0",

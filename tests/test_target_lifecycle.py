@@ -20,7 +20,7 @@ from loadtest.core.process import StderrLog, free_port, launch, wait_for_port
 from loadtest.measure.metrics import Recorder
 from loadtest.run.driver import run_scenario
 from loadtest.run.targets.reference import REFERENCE_SERVER
-from loadtest.scenario.model import load_scenario
+from loadtest.scenario import load_scenario
 
 pytestmark = pytest.mark.anyio
 

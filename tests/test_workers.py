@@ -75,7 +75,7 @@ def assert_merged_exactly(section: dict[str, Any], hlog: Path, workers: int) -> 
         recorded += hist.get_total_count()
     assert sum(w["recorded"] for w in per_worker) == recorded
     assert section["generator"]["workers"] == workers
-    return calls
+    return int(calls)
 
 
 pytestmark = pytest.mark.anyio

@@ -26,7 +26,7 @@ try:  # mcp 2.x
 except ModuleNotFoundError as exc:  # mcp 1.x
     if exc.name != "mcp.server.mcpserver":
         raise
-    from mcp.server.fastmcp import FastMCP as Server  # type: ignore[no-redef, unused-ignore]
+    from mcp.server.fastmcp import FastMCP as Server  # type: ignore[no-redef, attr-defined, unused-ignore]
 
 
 def build(kind: str) -> Any:
