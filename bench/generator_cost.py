@@ -279,8 +279,8 @@ async def reference_server(variant: str) -> AsyncIterator[Server]:
 @asynccontextmanager
 async def null_server() -> AsyncIterator[Server]:
     """A fresh ``bench/null_server.py`` (Streamable HTTP, JSON responses) on the server CPU."""
-    from loadtest.core.process import launch, wait_for_port
     from loadtest.core.names import LOOPBACK
+    from loadtest.core.process import launch, wait_for_port
     from loadtest.run.targets.reference import free_port
 
     port = free_port()
