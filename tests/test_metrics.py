@@ -320,6 +320,7 @@ def test_summary_is_json_and_contract_shaped() -> None:
     t = summary["stdio"]
     assert list(t) == [
         "negotiated_protocol_version",
+        "protocol_chosen_by",
         "sessions",
         "ops",
         "server",
