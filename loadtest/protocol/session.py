@@ -151,6 +151,11 @@ class Session:
         """Why the channel closed under this session (server gone, stream ended), if it did."""
         return self._closed
 
+    @property
+    def ended(self) -> CallError | None:
+        """Why this session can carry no more calls, if so (the ``ClientSession`` protocol)."""
+        return self._closed
+
     # -- requests ---------------------------------------------------------------------------
 
     async def request(

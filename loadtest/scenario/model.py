@@ -766,6 +766,15 @@ def load_scenario(path: Path | str | None, overrides: Mapping[str, Any] | None =
     return _build(_Context(file, cli_keys), data, source=source, stem=stem)
 
 
+def scenario_from_data(data: Mapping[str, Any], *, source: str) -> Scenario:
+    """Validate a scenario given as data rather than a file (a generator worker's job).
+
+    ``data`` has the shape of a scenario file's tables (for instance :meth:`Scenario.to_dict`'s
+    sections with ``None`` values left out); it gets the same checks and messages as a file.
+    """
+    return _build(_Context(source, set()), dict(data), source=source, stem=str(data.get("name", "scenario")))
+
+
 def _apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any], file: str) -> set[str]:
     cli_keys: set[str] = set()
     given = {key: value for key, value in overrides.items() if value is not None}

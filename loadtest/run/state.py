@@ -1,0 +1,78 @@
+"""What the closed and open models share while one transport runs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import anyio
+
+from loadtest.core.errors import TargetError
+from loadtest.run.control import INTERRUPT_GRACE_S, RunControl, TransportReport, WorkerShare
+from loadtest.run.pipeline import CallPipeline, Flight
+from loadtest.run.plan import Budget, LoadPlan, Window
+from loadtest.run.sessions import SessionSource
+from loadtest.run.workload import OpPicker
+from loadtest.scenario.model import Workload
+
+
+@dataclass(eq=False)
+class RunState:
+    """One transport's run as the models see it: plan, window, pipeline, sessions, stop."""
+
+    transport: str
+    workload: Workload
+    plan: LoadPlan
+    control: RunControl
+    report: TransportReport
+    pipeline: CallPipeline
+    source: SessionSource
+    picker: OpPicker
+    flight: Flight
+    stopping: anyio.Event
+    #: Starts the clock (warm-up, then measurement); returns the window it set.
+    start_clock: Callable[[], Awaitable[Window]]
+    share: WorkerShare | None = None
+    window: Window | None = None
+    budget: Budget | None = None
+    #: When the run was told to stop (``perf_counter_ns``), 0 while it runs.
+    stopped_ns: int = field(default=0)
+
+    def stop(self) -> None:
+        if not self.stopping.is_set():
+            self.stopped_ns = time.perf_counter_ns()
+            self.stopping.set()
+
+    async def start(self) -> Window:
+        """The planned sessions are up: start the clock (once)."""
+        if self.window is None:
+            self.window = await self.start_clock()
+            self.budget = Budget(self.window, self.plan.request_limit)
+        return self.window
+
+    def ticket(self, intended_ns: int) -> bool:
+        """May a call intended at ``intended_ns`` go out? (Also stops the run when the plan is done.)"""
+        if self.stopping.is_set():
+            return False
+        assert self.budget is not None
+        if self.budget.ticket(intended_ns):
+            return True
+        self.stop()
+        return False
+
+    def measuring(self, intended_ns: int) -> bool:
+        """Whether a call intended at ``intended_ns`` is measured (not set-up, not warm-up)."""
+        window = self.window
+        return window is not None and intended_ns >= window.measure_start_ns
+
+    async def drain(self) -> None:
+        """Give calls under way their deadline (or, after an interrupt, a short grace) to finish."""
+        interrupted = self.control.interrupted.is_set()
+        await self.flight.drain(INTERRUPT_GRACE_S if interrupted else self.workload.request_timeout + 1.0)
+
+    def session_error(self, exc: TargetError) -> None:
+        self.report.error = str(exc)
+
+
+__all__ = ["RunState"]
