@@ -1,7 +1,7 @@
 """The closed model: ``sessions`` workers, each sending its next call when the last returned.
 
-With stages, every planned session is opened from the start and the stages say how many of
-them send; think time pauses a worker between two calls; churn replaces a worker's session
+Every planned session (with stages: the most any stage has) is opened before the clock
+starts (:mod:`loadtest.run.setup`), and the stages say how many of them send; think time pauses a worker between two calls; churn replaces a worker's session
 after so many calls.
 """
 
@@ -24,6 +24,7 @@ async def run_closed(run: RunState) -> None:
         await tg.start(_worker, run, 0)
         for index in range(1, run.plan.max_sessions):
             tg.start_soon(_worker, run, index)
+        await run.set_up()
         await run.stopping.wait()
         await run.drain()
         tg.cancel_scope.cancel()
@@ -35,16 +36,19 @@ async def _worker(
     churn = run.workload.churn
     think = run.workload.think_time
     source = run.source
-    # Worker 0's first session is the readiness check and starts the clock.
+    # Worker 0's first session is the readiness check.
     first = index == 0
     while not run.stopping.is_set():
         async with source.reopen(first, run.session_error, run.stopping) as session:
             if session is None:
                 continue
+            run.session_up(index)
             if first:
                 first = False
-                await run.start()
                 task_status.started()
+            # Nothing is sent until every planned session is open (or the set-up deadline).
+            if not await run.wait_started():
+                return
             window = run.window
             assert window is not None
             calls = 0

@@ -78,6 +78,8 @@ class TransportReport:
     protocol_version: str | None = None
     server_info: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    #: How opening the planned sessions went (``transports.<t>.setup``, see loadtest.run.setup).
+    setup: dict[str, Any] | None = None
 
 
 __all__ = [

@@ -122,6 +122,8 @@ def _document(
     for name, report in reports.items():
         section = transports.setdefault(name, {})
         section["server_info"] = report.server_info
+        if report.setup is not None:
+            section["setup"] = report.setup
         if report.error:
             section["error"] = report.error
     meta = {

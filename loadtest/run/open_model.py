@@ -54,9 +54,13 @@ class _OpenRun:
         # due. Their first sessions retire early by different amounts, which spreads it out.
         slots = [_Slot(limiter=anyio.CapacityLimiter(self.cap), head_start=k * churn // n) for k in range(n)]
         async with task_group() as tg:
-            await tg.start(self._slot_worker, slots[0], True)
-            for slot in slots[1:]:
-                tg.start_soon(self._slot_worker, slot, False)
+            await tg.start(self._slot_worker, slots[0], True, 0)
+            for k, slot in enumerate(slots[1:], 1):
+                tg.start_soon(self._slot_worker, slot, False, k)
+            # No call is due before every planned session is open (or the set-up deadline):
+            # calls released during set-up would queue on the first session, and their wait
+            # would count as server latency.
+            await run.set_up()
             # One task per call: the light kind (see loadtest.core.aio).
             async with light_task_group() as calls:
                 await self._schedule(slots, calls)
@@ -145,7 +149,12 @@ class _OpenRun:
                 self.room.append(slot)  # it was full and has room again
 
     async def _slot_worker(
-        self, slot: _Slot, first: bool, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+        self,
+        slot: _Slot,
+        first: bool,
+        index: int,
+        *,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         run = self.run
         started = False
@@ -158,9 +167,9 @@ class _OpenRun:
                 slot.session = session
                 slot.calls, slot.head_start = slot.head_start, 0
                 self.room.append(slot)
+                run.session_up(index)
                 if not started and first_slot:
                     started = True
-                    await run.start()
                     task_status.started()
                 async with task_group() as waiter:
                     waiter.start_soon(set_when, run.stopping, slot.retire)

@@ -13,6 +13,8 @@ from loadtest.run.control import INTERRUPT_GRACE_S, RunControl, TransportReport,
 from loadtest.run.pipeline import CallPipeline, Flight
 from loadtest.run.plan import Budget, LoadPlan, Window
 from loadtest.run.sessions import SessionSource
+from loadtest.run.setup import SetUp
+from loadtest.run.timing import either
 from loadtest.run.workload import OpPicker
 from loadtest.scenario.model import Workload
 
@@ -33,23 +35,47 @@ class RunState:
     stopping: anyio.Event
     #: Starts the clock (warm-up, then measurement); returns the window it set.
     start_clock: Callable[[], Awaitable[Window]]
+    setup: SetUp
     share: WorkerShare | None = None
     window: Window | None = None
     budget: Budget | None = None
     #: When the run was told to stop (``perf_counter_ns``), 0 while it runs.
     stopped_ns: int = field(default=0)
+    #: Every planned session is open.
+    all_open: anyio.Event = field(default_factory=anyio.Event)
+    #: The clock has started: calls may go out.
+    started: anyio.Event = field(default_factory=anyio.Event)
 
     def stop(self) -> None:
         if not self.stopping.is_set():
             self.stopped_ns = time.perf_counter_ns()
             self.stopping.set()
 
-    async def start(self) -> Window:
-        """The planned sessions are up: start the clock (once)."""
-        if self.window is None:
-            self.window = await self.start_clock()
-            self.budget = Budget(self.window, self.plan.request_limit)
+    def session_up(self, index: int) -> None:
+        """Session ``index`` (a closed-model worker's, an open-model slot's) is open."""
+        if self.setup.opened_one(index, time.perf_counter_ns()):
+            self.all_open.set()
+
+    async def set_up(self) -> Window:
+        """Wait until the planned sessions are open, or the set-up deadline; start the clock.
+
+        Called once the first session is up (the readiness check). No call goes out before
+        this returns, so set-up never lands in the measured latencies.
+        """
+        if not self.setup.complete:
+            with anyio.move_on_after(max(0.0, (self.setup.deadline_ns - time.perf_counter_ns()) / 1e9)):
+                await either(self.all_open, self.stopping)
+        self.setup.start(time.perf_counter_ns())
+        self.window = await self.start_clock()
+        self.budget = Budget(self.window, self.plan.request_limit)
+        self.started.set()
         return self.window
+
+    async def wait_started(self) -> bool:
+        """Wait for the clock to start; False if the run stopped first."""
+        if not self.started.is_set():
+            await either(self.started, self.stopping)
+        return self.started.is_set() and not self.stopping.is_set()
 
     def ticket(self, intended_ns: int) -> bool:
         """May a call intended at ``intended_ns`` go out? (Also stops the run when the plan is done.)"""
@@ -73,6 +99,7 @@ class RunState:
 
     def session_error(self, exc: TargetError) -> None:
         self.report.error = str(exc)
+        self.setup.failed_one()
 
 
 __all__ = ["RunState"]

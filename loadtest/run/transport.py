@@ -38,12 +38,16 @@ from loadtest.run.open_model import run_open
 from loadtest.run.pipeline import CallPipeline, Flight
 from loadtest.run.plan import LoadPlan, Window
 from loadtest.run.sessions import BuiltinSessions, SdkSessions, SessionSource
+from loadtest.run.setup import SetUp, describe
 from loadtest.run.state import RunState
 from loadtest.run.targets.reference import Endpoint
 from loadtest.run.ticker import LagProbe, Ticker
 from loadtest.run.timing import cpu_s
 from loadtest.run.workload import OpPicker
 from loadtest.scenario.model import Scenario
+
+#: A set-up this long is worth a line in the progress display, even when every session opened.
+SETUP_NOTE_S = 1.0
 
 
 class TransportRun:
@@ -145,6 +149,11 @@ class TransportRun:
                     flight=self.flight,
                     stopping=self.stopping,
                     start_clock=self._start_clock,
+                    # Set-up begins now that the target is up; the deadline is the time one
+                    # session may take to connect and initialise.
+                    setup=SetUp(
+                        self.plan.max_sessions, self.scenario.workload.connect_timeout, time.perf_counter_ns()
+                    ),
                     share=self.share,
                 )
                 if self.guard.attach(endpoint):
@@ -167,6 +176,7 @@ class TransportRun:
                 tg.cancel_scope.cancel()
         finally:
             health.log.close()
+        self.report.setup = self.state.setup.section()
         self._record_generator(used_s, wall_s)
         server, generator = health.sections()
         self.recorder.set_server(transport, server)
@@ -185,6 +195,9 @@ class TransportRun:
         self.recorder.reset(window.measure_start_ns, transport=self.transport)
         self.progress.transport_started(self.transport, self.plan.planned_s, self.plan.request_limit or None)
         self.guard.health.hang.reset()
+        setup = self.state.setup.section()
+        if setup["late"] or (setup["setup_s"] or 0.0) >= SETUP_NOTE_S:
+            self.progress.note(describe(setup, self.transport))
         tg = self.tg
         tg.start_soon(self._at_measure_start, window)
         soak = self.scenario.soak

@@ -162,6 +162,7 @@ def _done(job: Job, recorder: Recorder, report: TransportReport) -> Done:
         ops={name: OwnTotals(stats.count, int(stats.total.total_count)) for name, stats in ops.items()},
         examples={name: stats.examples for name, stats in ops.items() if stats.examples},
         error_examples={name: stats.error_examples for name, stats in ops.items() if stats.error_examples},
+        setup=report.setup,
     )
 
 

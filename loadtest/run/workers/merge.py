@@ -17,6 +17,7 @@ from hdrh.histogram import HdrHistogram
 
 from loadtest.measure.metrics import MAX_EXAMPLES, Recorder
 from loadtest.run.control import GENERATOR_BUSY_LIMIT, GENERATOR_LAG_LIMIT_US, Progress, TransportReport
+from loadtest.run.setup import merge_setups
 from loadtest.run.ticker import LAG_RANGE
 from loadtest.run.workers.messages import Done, Ready, Tick
 
@@ -107,6 +108,7 @@ class Merge:
         own_calls: dict[str, int] = {}
         own_recorded: dict[str, int] = {}
         clients: list[dict[str, Any]] = []
+        setups: list[dict[str, Any]] = []
         for worker in self.workers:
             if worker.error:
                 errors.append(worker.error)
@@ -119,6 +121,8 @@ class Merge:
             recorder.add_sessions(transport, **done.sessions)
             self._examples(done)
             clients.append(done.client)
+            if done.setup is not None:
+                setups.append(done.setup)
             generator = dict(done.generator)
             encoded_lag = generator.pop("lag_hdr", None)
             if encoded_lag:
@@ -158,6 +162,8 @@ class Merge:
             report.error = "; ".join(dict.fromkeys(errors))
         if clients:
             recorder.set_client(transport, merge_clients(clients))
+        if setups:
+            report.setup = merge_setups(setups)
         lag_p99 = int(lag.get_value_at_percentile(99.0)) if lag.get_total_count() else 0
         recorder.set_generator(
             transport,

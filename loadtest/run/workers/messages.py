@@ -151,6 +151,7 @@ class Done:
     ops: dict[str, OwnTotals]
     examples: dict[str, dict[str, list[dict[str, Any]]]]
     error_examples: dict[str, dict[str, list[dict[str, Any]]]]
+    setup: dict[str, Any] | None = None
     t: str = "done"
 
 
