@@ -112,3 +112,48 @@ async def test_a_setup_deadline_starts_the_clock_and_reports_the_late_sessions(t
     assert 5.0 <= setup["setup_s"] < 15.0
     echo = section["ops"]["echo"]
     assert echo["count"] == echo["ok"] > 0
+
+
+def reference_scenario(tmp_path: Path, workload: str) -> Scenario:
+    path = tmp_path / "scenario.toml"
+    path.write_text(
+        f"""
+        transports = ["sse"]
+        [workload]
+        {workload}
+        [[ops]]
+        tool = "sleep"
+        arguments = {{ ms = 1500, nonce = "{{nonce}}" }}
+        expect = {{ text = "slept 1500 {{nonce}}" }}
+        """
+    )
+    return load_scenario(path)
+
+
+async def test_closed_model_rates_are_calls_over_the_window_not_the_drain(tmp_path: Path) -> None:
+    # Two sessions of 1.5 s calls for 2 s: the calls sent at 1.5 s end at 3 s, a second after
+    # the window. They count, but the draining second is no measured time.
+    s = reference_scenario(tmp_path, 'sessions = 2\nduration = "2s"\nwarmup = "0s"')
+    directory = tmp_path / "run"
+    directory.mkdir()
+    outcome = await execute(s, directory)
+    section = outcome.document["transports"]["sse"]
+    sleep = section["ops"]["sleep"]
+    assert sleep["count"] == sleep["ok"] == 4
+    assert section["measured_s"] == 2.0
+    assert sleep["rate"] == 2.0
+
+
+async def test_open_model_rates_are_calls_over_the_window_not_the_drain(tmp_path: Path) -> None:
+    s = reference_scenario(
+        tmp_path,
+        'model = "open"\nrate = "10/s"\nsessions = 20\nduration = "1s"\nwarmup = "0s"\nmax_in_flight = 1',
+    )
+    directory = tmp_path / "run"
+    directory.mkdir()
+    outcome = await execute(s, directory)
+    section = outcome.document["transports"]["sse"]
+    sleep = section["ops"]["sleep"]
+    assert sleep["count"] == sleep["ok"] == 10
+    assert section["measured_s"] == 1.0
+    assert sleep["rate"] == 10.0

@@ -51,6 +51,17 @@ class RunState:
             self.stopped_ns = time.perf_counter_ns()
             self.stopping.set()
 
+    def measured_end_ns(self, now_ns: int) -> int:
+        """Where the measured window ends, as far as known at ``now_ns``: the planned end, or
+        the stop if it came first. Calls still draining after it are counted, but the time
+        they take is not part of the window (rates are calls over the window)."""
+        ends = [now_ns]
+        if self.stopped_ns:
+            ends.append(self.stopped_ns)
+        if self.window is not None and self.window.end_ns is not None:
+            ends.append(self.window.end_ns)
+        return min(ends)
+
     def session_up(self, index: int) -> None:
         """Session ``index`` (a closed-model worker's, an open-model slot's) is open."""
         if self.setup.opened_one(index, time.perf_counter_ns()):

@@ -45,10 +45,15 @@ class Ticker:
             await anyio.sleep(max(0.0, (next_tick - time.perf_counter_ns()) / 1e9))
             now = time.perf_counter_ns()
             measuring = window.measuring(now)
+            # No interval reaches past the window's end: calls that finish while the run
+            # drains belong to the window's last interval, and rates stay calls over the window.
+            end = run.measured_end_ns(now)
             if run.share is not None:
-                run.share.interval(now, not measuring, False)
-            if measuring:
-                self.recorder.tick(now, transport=transport)
+                # A worker keeps telling its parent it is alive, even while draining, and
+                # every interval it sends must be folded here (or it would go out again).
+                run.share.interval(end, not measuring, False)
+            if measuring and (run.share is not None or end == now):
+                self.recorder.tick(end, transport=transport)
             if run.plan.model == "closed" and window.over(now):
                 # Also ends a closed run in which no call was due (idle stages). The open
                 # model's schedule ends itself, so no call due before the end is refused.

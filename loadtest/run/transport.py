@@ -165,7 +165,7 @@ class TransportRun:
                     await run_closed(self.state)
                 await self._record_client_cost()
                 # Measurement ends with the load; an idle period after it is the server's alone.
-                end_ns = time.perf_counter_ns()
+                end_ns = self.state.measured_end_ns(time.perf_counter_ns())
                 window = self.state.window
                 if self.share is not None:
                     self.share.interval(end_ns, window is None or not window.measuring(end_ns), True)
