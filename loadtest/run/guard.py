@@ -150,9 +150,13 @@ class TargetGuard:
         await supervisor.gone.wait()
         self.give_up("the target is gone")
 
-    def give_up(self, why: str) -> None:
-        """The target died or hangs and is not relaunched: this transport's run ends here."""
-        if not self._stopping():
+    def give_up(self, why: str, *, ending: bool = False) -> None:
+        """The target died or hangs and is not relaunched: this transport's run ends here.
+
+        ``ending``: name it even when the run is ending anyway (a hang found while the last
+        calls drain is still the reason they never came back).
+        """
+        if not self._stopping() or (ending and self.report.error is None):
             hint = "" if self.restart else "; set target.restart = true to relaunch it"
             self.report.error = (
                 f"{why} at +{self.health.now_s():.0f}s; the run of {self.transport} ended there{hint}"
@@ -161,7 +165,7 @@ class TargetGuard:
 
     def on_hang(self, why: str) -> None:
         if not self.restart:
-            self.give_up(f"the target hung ({why})")
+            self.give_up(f"the target hung ({why})", ending=True)
             return
         supervisor = self.supervisor
         if supervisor is not None:
@@ -173,6 +177,26 @@ class TargetGuard:
                 self.killed.add(session)
                 signal_group(process.pid, signal.SIGKILL)
         self.pending_restarts += 1
+
+    def final_check(self, now_ns: int) -> None:
+        """After the last calls drained: a hang the periodic check had no time to see.
+
+        The calls under way when a server stops answering are lost at their deadline, often
+        just as the run drains; the periodic check may then never run again. Here even one
+        lost call counts when nothing was answered for the whole hang period: no more calls
+        will come to make it three.
+        """
+        hang = self.health.hang
+        why = hang.check(now_ns)
+        silent_ns = now_ns - hang.last_answer_ns
+        if why is None and not hang.paused and hang.lost and silent_ns >= hang.after_ns:
+            hang.paused = True
+            why = f"no answer for {silent_ns / 1e9:.0f}s; {hang.lost} calls lost meanwhile"
+        if why is None:
+            return
+        self.health.event("hang", why)
+        if not self.restart:
+            self.give_up(f"the target hung ({why})", ending=True)
 
     def session_opened(self, session: Session, process: TargetProcess | None) -> None:
         """A built-in session is up; on stdio ``process`` is its own server."""

@@ -163,6 +163,7 @@ class TransportRun:
                     await run_open(self.state)
                 else:
                     await run_closed(self.state)
+                self.guard.final_check(time.perf_counter_ns())
                 await self._record_client_cost()
                 # Measurement ends with the load; an idle period after it is the server's alone.
                 end_ns = self.state.measured_end_ns(time.perf_counter_ns())
