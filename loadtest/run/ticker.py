@@ -99,18 +99,23 @@ class LagProbe:
     """The event loop's scheduling lag: how late a 10 ms sleep wakes up.
 
     A generator whose loop is late sends late, and the corrected histogram then blames the
-    server.
+    server. Each lateness is also split by its cause (see :mod:`loadtest.run.bottleneck`):
+    ``own`` holds the part this process's CPU meanwhile can explain.
     """
 
     def __init__(self) -> None:
         self.lag = HdrHistogram(*LAG_RANGE)
+        self.own = HdrHistogram(*LAG_RANGE)
 
     async def run(self) -> None:
         while True:
             before = time.perf_counter_ns()
+            cpu_before = time.process_time_ns()
             await anyio.sleep(LAG_PERIOD_NS / 1e9)
             late_us = max(0, (time.perf_counter_ns() - before - LAG_PERIOD_NS) // 1000)
+            cpu_us = (time.process_time_ns() - cpu_before) // 1000
             self.lag.record_value(min(late_us, LAG_RANGE[1]))
+            self.own.record_value(min(late_us, cpu_us, LAG_RANGE[1]))
 
 
 __all__ = ["LAG_RANGE", "LagProbe", "Ticker"]

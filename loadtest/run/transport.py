@@ -22,12 +22,12 @@ from loadtest.core.aio import task_group
 from loadtest.measure.metrics import Recorder
 from loadtest.protocol.session import Anomaly
 from loadtest.protocol.transports.http import new_client_session
+from loadtest.run.bottleneck import bottleneck, is_own
 from loadtest.run.clients.config import BUILTIN, ClientConfig
 from loadtest.run.clients.sdk_pool import SdkPool, open_sdk_pool
 from loadtest.run.closed_model import run_closed
 from loadtest.run.control import (
     GENERATOR_BUSY_LIMIT,
-    GENERATOR_LAG_LIMIT_US,
     Progress,
     RunControl,
     TransportReport,
@@ -237,21 +237,33 @@ class TransportRun:
 
     def _record_generator(self, used_s: float, wall_s: float) -> None:
         lag = self.lag.lag
-        lag_p99_us = lag.get_value_at_percentile(99.0)
+        lag_p99_us = int(lag.get_value_at_percentile(99.0))
+        own_lag_p99_us = int(self.lag.own.get_value_at_percentile(99.0))
         busy = used_s / wall_s if wall_s > 0 else 0.0
+        # One event loop is one core: near it, or late to wake because of its own work, the
+        # generator sends late and its own delays land in the latencies (DESIGN: it must say
+        # so, and only then).
+        found = bottleneck(busy, lag_p99_us, own_lag_p99_us)
         self.recorder.set_generator(
             self.transport,
             round(used_s, 3),
             lag_p99_us,
             wall_s=round(wall_s, 3),
             cpu_busy=round(busy, 3),
-            # One event loop is one core: near it, or late to wake, the generator sends late
-            # and its own delays land in the latencies (DESIGN: it must say so).
-            saturated=busy > GENERATOR_BUSY_LIMIT or lag_p99_us > GENERATOR_LAG_LIMIT_US,
+            saturated=is_own(found),
+            bottleneck=found,
+            own_lag_p99_us=own_lag_p99_us,
             lag_max_us=lag.get_max_value(),
             in_flight_max=self.flight.in_flight_max,
             # A worker's parent merges the lag histograms exactly (see loadtest.run.workers).
-            **({"lag_hdr": lag.encode().decode("ascii")} if self.share is not None else {}),
+            **(
+                {
+                    "lag_hdr": lag.encode().decode("ascii"),
+                    "own_lag_hdr": self.lag.own.encode().decode("ascii"),
+                }
+                if self.share is not None
+                else {}
+            ),
         )
 
     async def _record_client_cost(self) -> None:

@@ -16,7 +16,8 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from loadtest.measure.metrics import MAX_EXAMPLES, Recorder
-from loadtest.run.control import GENERATOR_BUSY_LIMIT, GENERATOR_LAG_LIMIT_US, Progress, TransportReport
+from loadtest.run.bottleneck import bottleneck, is_own
+from loadtest.run.control import Progress, TransportReport
 from loadtest.run.setup import merge_setups
 from loadtest.run.ticker import LAG_RANGE
 from loadtest.run.workers.messages import Done, Ready, Tick
@@ -99,6 +100,7 @@ class Merge:
             self.transport_finished = True
         errors: list[str] = []
         lag = HdrHistogram(*LAG_RANGE)
+        own_lag = HdrHistogram(*LAG_RANGE)
         per_worker: list[dict[str, Any]] = []
         cpu_s = parent_cpu_s
         busy_max = 0.0
@@ -127,6 +129,9 @@ class Merge:
             encoded_lag = generator.pop("lag_hdr", None)
             if encoded_lag:
                 lag.decode_and_add(encoded_lag)
+            encoded_own = generator.pop("own_lag_hdr", None)
+            if encoded_own:
+                own_lag.decode_and_add(encoded_own)
             cpu_s += generator.get("cpu_s") or 0.0
             busy_max = max(busy_max, generator.get("cpu_busy") or 0.0)
             lag_max = max(lag_max, generator.get("lag_max_us") or 0)
@@ -165,15 +170,19 @@ class Merge:
         if setups:
             report.setup = merge_setups(setups)
         lag_p99 = int(lag.get_value_at_percentile(99.0)) if lag.get_total_count() else 0
+        own_lag_p99 = int(own_lag.get_value_at_percentile(99.0)) if own_lag.get_total_count() else 0
+        # Each worker is one event loop on at most one core: the busiest one is the limit.
+        found = bottleneck(busy_max, lag_p99, own_lag_p99)
         recorder.set_generator(
             transport,
             round(cpu_s, 3),
             lag_p99,
             wall_s=round(wall_s, 3),
-            # Each worker is one event loop on at most one core: the busiest one is the limit.
             cpu_busy=round(busy_max, 3),
             cpu_busy_total=round(cpu_s / wall_s, 3) if wall_s > 0 else 0.0,
-            saturated=saturated or busy_max > GENERATOR_BUSY_LIMIT or lag_p99 > GENERATOR_LAG_LIMIT_US,
+            saturated=saturated or is_own(found),
+            bottleneck=found,
+            own_lag_p99_us=own_lag_p99,
             lag_max_us=lag_max,
             # The sum of each worker's peak: an upper bound of the run's peak.
             in_flight_max=in_flight,
