@@ -8,8 +8,8 @@ test among them). That lag is real, but the generator is not its cause, and a wa
 blames it misleads; it is reported as coming from elsewhere.
 
 The lag probe (:class:`~loadtest.run.ticker.LagProbe`) measures, for every 10 ms sleep, how
-late it woke and how much CPU this process used meanwhile; ``min(late, cpu)`` is the part of
-the lateness the generator's own work can explain ("own lag").
+late it woke and how long the loop's thread meanwhile waited, runnable, for a CPU (Linux's
+run-queue delay); the lateness beyond that wait is the generator's own ("own lag").
 """
 
 from __future__ import annotations
