@@ -310,6 +310,8 @@ def test_interrupt_with_workers_writes_merged_partial_results_and_leaves_no_proc
     section = run["transports"]["stdio"]
     assert sum(w["calls"] for w in section["generator"]["per_worker"]) == run["totals"]["calls"]
     assert "partial results written" in stderr
+    assert run["meta"]["partial"] is True
+    assert run["meta"]["ran"]["transports"]["stdio"]["completed"] is False
     for child in children:
         assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
 

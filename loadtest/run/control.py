@@ -80,6 +80,8 @@ class TransportReport:
     error: str | None = None
     #: How opening the planned sessions went (``transports.<t>.setup``, see loadtest.run.setup).
     setup: dict[str, Any] | None = None
+    #: An interrupt (SIGINT/SIGTERM) ended this transport's run before its plan did.
+    interrupted: bool = False
 
 
 __all__ = [

@@ -67,15 +67,19 @@ async def run_scenario(
         if control.interrupted.is_set():
             break
         report = reports[transport] = TransportReport()
-        if workers > 1:
-            await run_transport_in_workers(
-                transport, scenario, recorder, report, progress, control, python, log_dir, workers
-            )
-            continue
-        runner = TransportRun(
-            transport, scenario, recorder, report, progress, control, python, log_dir, client
-        )
-        await runner.run()
+        try:
+            if workers > 1:
+                await run_transport_in_workers(
+                    transport, scenario, recorder, report, progress, control, python, log_dir, workers
+                )
+            else:
+                runner = TransportRun(
+                    transport, scenario, recorder, report, progress, control, python, log_dir, client
+                )
+                await runner.run()
+        finally:
+            # Transports run one after another: an interrupt now fell in this one.
+            report.interrupted = control.was_interrupted
     return reports
 
 

@@ -139,8 +139,48 @@ def _document(
         # Generator processes; not part of the scenario (nor its hash): the load is the same.
         "workers": workers,
     }
+    partial_note = ""
+    if any(report.interrupted for report in reports.values()):
+        # A SIGINT/SIGTERM run is not the planned run: say so, and what ran, so that compare
+        # and baselines need not take a few seconds of one transport for the whole.
+        meta["partial"] = True
+        meta["ran"] = ran = _what_ran(scenario, reports, transports)
+        note = ", ".join(
+            f"{name} {part['measured_s']:g}s of {part['planned_s']:g}s"
+            if part.get("planned_s")
+            else f"{name} {part['measured_s']:g}s"
+            for name, part in ran["transports"].items()
+        )
+        not_run = f"; not run: {', '.join(ran['not_run'])}" if ran["not_run"] else ""
+        partial_note = f"interrupted: measured {note}{not_run}"
     thresholds = [result.to_dict() for result in evaluate(scenario.thresholds, transports)]
-    return build_run(meta, scenario.to_dict(), transports, recorder.totals(), thresholds, checks)
+    document = build_run(meta, scenario.to_dict(), transports, recorder.totals(), thresholds, checks)
+    if partial_note:
+        # The top-level note is what `report` and the HTML report show for a partial run.
+        document["partial"] = partial_note
+    return document
+
+
+def _what_ran(
+    scenario: Scenario, reports: dict[str, TransportReport], transports: dict[str, Any]
+) -> dict[str, Any]:
+    """``meta.ran`` of an interrupted run: per transport, complete or not, measured of planned."""
+    planned = scenario.workload.total_duration
+    ran: dict[str, Any] = {}
+    for name, report in reports.items():
+        section = transports.get(name) or {}
+        ran[name] = {
+            "completed": not report.interrupted,
+            "measured_s": section.get("measured_s", 0.0),
+            "planned_s": planned,
+            "planned_requests": scenario.workload.requests or None,
+            "calls": sum(int(op.get("count") or 0) for op in (section.get("ops") or {}).values()),
+        }
+    return {
+        "reason": "interrupted (SIGINT/SIGTERM)",
+        "transports": ran,
+        "not_run": [name for name in scenario.transports if name not in reports],
+    }
 
 
 def _target_meta(

@@ -194,11 +194,11 @@ class TransportRun:
         # Warm-up calls never reach the recorder (the pipeline drops them), so its clock for
         # this transport can start now, set to the end of warm-up, before any call exists.
         self.recorder.reset(window.measure_start_ns, transport=self.transport)
-        self.progress.transport_started(self.transport, self.plan.planned_s, self.plan.request_limit or None)
-        self.guard.health.hang.reset()
         setup = self.state.setup.section()
         if setup["late"] or (setup["setup_s"] or 0.0) >= SETUP_NOTE_S:
             self.progress.note(describe(setup, self.transport))
+        self.progress.transport_started(self.transport, self.plan.planned_s, self.plan.request_limit or None)
+        self.guard.health.hang.reset()
         tg = self.tg
         tg.start_soon(self._at_measure_start, window)
         soak = self.scenario.soak
