@@ -157,3 +157,21 @@ async def test_open_model_rates_are_calls_over_the_window_not_the_drain(tmp_path
     assert sleep["count"] == sleep["ok"] == 10
     assert section["measured_s"] == 1.0
     assert sleep["rate"] == 10.0
+
+
+async def test_sessions_a_later_stage_adds_are_set_up_before_the_clock(tmp_path: Path) -> None:
+    # The second stage triples the sessions; their slow start happens before anything is
+    # measured, not in the middle of the run as server time.
+    s = slow_start_scenario(
+        tmp_path,
+        'warmup = "0s"\nconnect_timeout = "20s"\n'
+        'stages = [{ duration = "1s", sessions = 1 }, { duration = "1s", sessions = 3 }]',
+    )
+    section = await run(s, tmp_path)
+    setup = section["setup"]
+    assert setup["planned_sessions"] == setup["open_at_start"] == 3
+    assert setup["setup_s"] >= SLOW_START_S
+    echo = section["ops"]["echo"]
+    assert echo["count"] == echo["ok"] > 0
+    assert echo["latency_us"]["max"] < SLOW_START_S * 1e6 / 2
+    assert section["measured_s"] == 2.0
