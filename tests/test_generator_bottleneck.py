@@ -1,12 +1,14 @@
 """The generator warns that it may be the bottleneck only when it is the cause.
 
 Known-bad: a loop kept busy by the generator's own work (CPU spent in a callback). Known
-elsewhere: an idle loop whose CPU other processes take (busy processes pinned to its CPU).
+elsewhere: an idle loop whose CPU other processes take (busy processes pinned to its CPU,
+the loop at a low priority).
 Known-good: an idle loop.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -57,24 +59,45 @@ async def test_lag_from_its_own_busy_loop_is_its_own() -> None:
     assert is_own(found)
 
 
+_NICE_PROBE = """
+import json, os, sys
+import anyio
+from loadtest.run.ticker import LagProbe
+
+async def main() -> None:
+    probe = LagProbe()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(probe.run)
+        await anyio.sleep(2.0)
+        tg.cancel_scope.cancel()
+    print(json.dumps([int(h.get_value_at_percentile(99.0)) for h in (probe.lag, probe.own)]))
+
+os.sched_setaffinity(0, {int(sys.argv[1])})
+os.nice(10)
+anyio.run(main)
+"""
+
+
 @pytest.mark.skipif(not Path("/proc/thread-self/schedstat").exists(), reason="needs Linux run-queue delays")
 async def test_lag_while_other_processes_had_the_cpu_came_from_elsewhere() -> None:
-    # Three busy processes pinned to the one CPU this test is pinned to: the loop's thread
-    # waits for that CPU, late to wake although the generator does nothing.
+    # An idle generator loop (at a low priority, nice 10) pinned to one CPU with two busy
+    # processes: it is late to wake because it waits for that CPU, not because of its work.
     cpu = min(os.sched_getaffinity(0))
-    mask = os.sched_getaffinity(0)
-    hog = f"import os\nos.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"
-    hogs = [await anyio.open_process([sys.executable, "-c", hog]) for _ in range(3)]
-    os.sched_setaffinity(0, {cpu})
+    hog = f"import os\nos.sched_setaffinity(0, {{{cpu}}})\nprint(flush=True)\nwhile True: pass"
+    hogs = [await anyio.open_process([sys.executable, "-c", hog]) for _ in range(2)]
     try:
-        probe = await _probe_while(lambda _: None, probes=150)
+        # Each hog says when it is pinned and spinning: only then does the probe start.
+        for process in hogs:
+            assert process.stdout is not None
+            await process.stdout.receive()
+        done = await anyio.run_process([sys.executable, "-c", _NICE_PROBE, str(cpu)])
     finally:
-        os.sched_setaffinity(0, mask)
         for process in hogs:
             process.kill()
             await process.wait()
-    assert _p99(probe.lag) > 5_000
-    found = bottleneck(0.01, _p99(probe.lag), _p99(probe.own))
+    lag_p99, own_p99 = json.loads(done.stdout)
+    assert lag_p99 > 5_000, (lag_p99, own_p99)
+    found = bottleneck(0.01, lag_p99, own_p99)
     assert found is not None
     assert found["cause"] == "elsewhere"
     assert not is_own(found)
