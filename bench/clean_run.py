@@ -24,11 +24,12 @@ from typing import Any
 
 import anyio
 
+from loadtest.core.names import DEFAULT_PATHS
 from loadtest.core.process import launch, wait_for_port
 from loadtest.measure.metrics import Recorder
 from loadtest.run.driver import run_scenario
-from loadtest.run.targets.reference import DEFAULT_PATH, free_port, reference_command
-from loadtest.scenario.model import load_scenario
+from loadtest.run.targets.reference import free_port, reference_command
+from loadtest.scenario import load_scenario
 
 #: The mix: every kind of call; weights make ~0.02% of calls 24 MB blobs and ~0.8% 1 MB ones.
 OPS = """
@@ -114,7 +115,7 @@ async def _target(transport: str, through_proxy: bool) -> AsyncIterator[str]:
         cmd = [*proxy, "--listen", f"127.0.0.1:{port}", "--upstream", f"http://127.0.0.1:{upstream}"]
         process = await stack.enter_async_context(launch(cmd, stdin=False, stdout=False))
         await wait_for_port(process, "127.0.0.1", port, 20)
-        yield f'url = "http://127.0.0.1:{port}{DEFAULT_PATH[transport]}"'
+        yield f'url = "http://127.0.0.1:{port}{DEFAULT_PATHS[transport]}"'
 
 
 async def clean_run(

@@ -260,8 +260,9 @@ class Server:
 @asynccontextmanager
 async def reference_server(variant: str) -> AsyncIterator[Server]:
     """A fresh reference server for ``variant`` on the server CPU (stdio: just the command)."""
+    from loadtest.core.names import DEFAULT_PATHS, LOOPBACK
     from loadtest.core.process import launch, wait_for_port
-    from loadtest.run.targets.reference import DEFAULT_PATH, LOOPBACK, free_port, reference_command
+    from loadtest.run.targets.reference import free_port, reference_command
 
     transport, json_response = VARIANTS[variant]
     if transport == "stdio":
@@ -272,14 +273,15 @@ async def reference_server(variant: str) -> AsyncIterator[Server]:
     async with launch(argv, stdin=False, stdout=False) as process:
         pin_pid(process.pid, SERVER_CPU)
         await wait_for_port(process, LOOPBACK, port, 30)
-        yield Server(f"http://{LOOPBACK}:{port}{DEFAULT_PATH[transport]}", process.pid, None)
+        yield Server(f"http://{LOOPBACK}:{port}{DEFAULT_PATHS[transport]}", process.pid, None)
 
 
 @asynccontextmanager
 async def null_server() -> AsyncIterator[Server]:
     """A fresh ``bench/null_server.py`` (Streamable HTTP, JSON responses) on the server CPU."""
+    from loadtest.core.names import LOOPBACK
     from loadtest.core.process import launch, wait_for_port
-    from loadtest.run.targets.reference import LOOPBACK, free_port
+    from loadtest.run.targets.reference import free_port
 
     port = free_port()
     argv = pinned([sys.executable, str(NULL_SERVER), "--host", LOOPBACK, "--port", str(port)], SERVER_CPU)
@@ -290,7 +292,7 @@ async def null_server() -> AsyncIterator[Server]:
 
 
 def scenario_for(variant: str, server: Server, workload: str, ops: str) -> Any:
-    from loadtest.scenario.model import load_scenario
+    from loadtest.scenario import load_scenario
 
     transport, _ = VARIANTS[variant]
     if server.url is not None:

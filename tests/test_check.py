@@ -29,11 +29,27 @@ async def _check_reference(mode: str, python: str = sys.executable) -> dict[str,
 
     def relaunch() -> tuple[list[str], dict[str, str], int | None]:
         again = None if transport == "stdio" else free_port()
-        return reference_command(transport, python=python, port=again, **flags), {}, again
+        return (
+            reference_command(
+                transport,
+                python=python,
+                port=again,
+                json_response=flags.get("json_response", False),
+                stateless=flags.get("stateless", False),
+            ),
+            {},
+            again,
+        )
 
     results = await check_target(
         transport,
-        command=reference_command(transport, python=python, port=port, **flags),
+        command=reference_command(
+            transport,
+            python=python,
+            port=port,
+            json_response=flags.get("json_response", False),
+            stateless=flags.get("stateless", False),
+        ),
         port=port,
         relaunch=relaunch,
     )

@@ -226,3 +226,44 @@ def test_missing_baseline_is_a_usage_error(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "--baseline" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_baseline_from_another_machine_is_skipped_and_junit_and_summary_still_written(
+    tmp_path: Path,
+) -> None:
+    # A hosted runner that changed CPU model overnight: the nightly job must not stay red (exit
+    # 3, no JUnit, no summary) for ever. The mismatched run is skipped with a line saying why.
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(
+        'transports = ["http"]\nthresholds = ["silent_failures == 0"]\n'
+        '[workload]\nrequests = 150\nwarmup = "0s"\n[[ops]]\nmethod = "ping"\n'
+    )
+    first = cli("run", str(scenario), "--out", str(tmp_path / "baseline"), "--no-progress")
+    assert first.returncode == 0, first.stderr
+    (old,) = (tmp_path / "baseline").glob("*/run.json")
+    document = json.loads(old.read_text())
+    document["meta"]["cpu_model"] = "Some Other CPU"
+    old.write_text(json.dumps(document))
+    junit, summary = tmp_path / "junit.xml", tmp_path / "summary.md"
+    args = ["--junit", str(junit), "--markdown", str(summary), "--baseline", str(tmp_path / "baseline")]
+    second = cli("run", str(scenario), "--out", str(tmp_path / "new"), "--no-progress", *args)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "not compared" in second.stdout
+    assert "cpu_model" in second.stdout
+    xml = junit.read_text()
+    assert 'name="silent_failures == 0"' in xml
+    assert "<skipped" in xml
+    text = summary.read_text()
+    assert "thresholds passed" in text
+    assert "not compared with the baseline" in text
+    forced = cli("run", str(scenario), "--out", str(tmp_path / "new"), "--no-progress", *args, "--force")
+    assert forced.returncode in (0, 1), forced.stderr
+    assert "against baseline" in forced.stdout
+    assert "compared with --force despite different machines: cpu_model" in forced.stdout
+    assert "## mcp-loadtest compare" in summary.read_text()
+
+
+def test_force_without_a_baseline_is_a_usage_error(tmp_path: Path) -> None:
+    done = cli("run", "--force", "--out", str(tmp_path))
+    assert done.returncode == 2
+    assert "--force goes with --baseline" in done.stderr

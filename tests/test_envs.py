@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from loadtest import envs
 from loadtest.core.errors import EnvBuildError, LoadtestError, UsageError
-from loadtest.envs import SdkEnv, ensure_env
+from loadtest.envs import SdkEnv, ensure_env, specs, tools
+from loadtest.envs import build as envs
 from loadtest.run.targets.reference import REFERENCE_SERVER
 
 #: The oldest release the reference server supports; it needs compatibility pins today.
@@ -63,6 +63,7 @@ def test_complete_env_is_reused_without_installer(
     def no_subprocess(*args: Any, **kwargs: Any) -> str:
         raise AssertionError(f"the installer ran for a complete environment: {args}")
 
+    monkeypatch.setattr(tools, "_run", no_subprocess)
     monkeypatch.setattr(envs, "_run", no_subprocess)
     lines: list[str] = []
     # The same SDK, spelled as a requirement: the same environment.
@@ -198,23 +199,23 @@ def test_nonexistent_version_raises_env_build_error(env_cache: Path) -> None:
     ],
 )
 def test_sdk_requirement(spec: str, args: list[str]) -> None:
-    assert envs.sdk_requirement(spec) == args
+    assert specs.sdk_requirement(spec) == args
 
 
 def test_sdk_requirement_local_checkout(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text("[project]\nname = 'mcp'\n", encoding="utf-8")
-    assert envs.sdk_requirement(str(tmp_path)) == ["-e", str(tmp_path.resolve())]
+    assert specs.sdk_requirement(str(tmp_path)) == ["-e", str(tmp_path.resolve())]
 
 
 @pytest.mark.parametrize("spec", ["", "   ", "./no/such/checkout", "/no/such/checkout"])
 def test_bad_spec_is_a_usage_error(spec: str) -> None:
     with pytest.raises(UsageError):
-        envs.sdk_requirement(spec)
+        specs.sdk_requirement(spec)
 
 
 def test_dir_without_project_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="pyproject"):
-        envs.sdk_requirement(str(tmp_path))
+        specs.sdk_requirement(str(tmp_path))
 
 
 @pytest.mark.parametrize(
@@ -231,7 +232,7 @@ def test_dir_without_project_is_a_usage_error(tmp_path: Path) -> None:
     ],
 )
 def test_compat_pins(version: str, pins: list[str]) -> None:
-    assert envs.compat_pins(version) == pins
+    assert specs.compat_pins(version) == pins
 
 
 @pytest.mark.parametrize(
@@ -239,7 +240,7 @@ def test_compat_pins(version: str, pins: list[str]) -> None:
     [("1.8.0", "1.8.0"), ("mcp==1.8.0", "1.8.0"), ("mcp[cli] == 1.9.4", "1.9.4"), ("mcp>=1.8", None)],
 )
 def test_exact_mcp_version(spec: str, version: str | None) -> None:
-    assert envs.exact_mcp_version(spec) == version
+    assert specs.exact_mcp_version(spec) == version
 
 
 @pytest.mark.parametrize(

@@ -21,13 +21,22 @@ from click.testing import CliRunner
 
 from loadtest.cli.main import main
 from loadtest.core.errors import UsageError
-from loadtest.measure.health import GROWING, STABLE, UNKNOWN, Sample, assess
+from loadtest.measure.health import (
+    GROWING,
+    MIN_SESSIONS,
+    MIN_SLOPE_WINDOW_S,
+    STABLE,
+    UNKNOWN,
+    Sample,
+    assess,
+)
 from loadtest.protocol.session import open_session
 from loadtest.protocol.transports import connect
 from loadtest.protocol.transports.http import new_client_session
 from loadtest.run.execute import execute
 from loadtest.run.targets.reference import REFERENCE_SERVER, free_port, reference_command, start_target
-from loadtest.scenario.model import load_scenario
+from loadtest.scenario import load_scenario
+from loadtest.scenario.threshold_eval import evaluate
 from loadtest.scenario.thresholds import parse_threshold
 
 MB = 2**20
@@ -51,7 +60,7 @@ def series(
 
 def test_steady_growth_after_warm_up_is_growing() -> None:
     # 100 KB per session (10 sessions a sample): the classic leak, after a warm-up ramp.
-    samples = series(lambda t, i: 70 * MB + (5 * MB if t > 5 else t * MB) + i * 10 * 100_000)
+    samples = series(lambda t, i: 70 * MB + (5 * MB if t > 5 else t * MB) + i * 10 * 100_000, n=80)
     health = assess(samples, warmup_s=10)
     assert health["verdict"] == GROWING, health
     assert health["sessions_released"] is False
@@ -68,7 +77,7 @@ def test_flat_memory_with_allocator_noise_is_stable() -> None:
 
 def test_one_step_up_is_not_a_leak() -> None:
     # A cache that fills once, half-way through: one half grows, the other does not.
-    samples = series(lambda t, i: 70 * MB + (30 * MB if t >= 35 else 0), noise=0)
+    samples = series(lambda t, i: 70 * MB + (30 * MB if t >= 40 else 0), n=80, noise=0)
     health = assess(samples, warmup_s=10)
     assert health["verdict"] == STABLE, health
     assert health["rss_growth_mb"] > 2  # the fit sees the step; the verdict does not call it a leak
@@ -87,6 +96,56 @@ def test_too_few_samples_after_warm_up_is_unknown() -> None:
     assert health["verdict"] == UNKNOWN
     assert "warm-up" in health["reason"]
     assert health["rss_slope_mb_per_h"] is None
+
+
+# -- enough data for a memory figure (issue 15 item 13) ---------------------------------------------
+
+
+def test_no_per_1k_session_figure_from_two_sessions() -> None:
+    # Two sessions and a 3.6 MB step: "+3655 MB per 1k sessions (2 sessions)" was printed.
+    samples = [
+        Sample(float(i), 70 * MB + (4 * MB if i >= 12 else 0), 10, 1, 1 if i < 12 else 2, 0)
+        for i in range(20)
+    ]
+    health = assess(samples, warmup_s=2)
+    assert health["rss_per_1k_sessions_mb"] is None
+    assert health["sessions_released"] is None
+    evidence = health["evidence"]["rss_per_1k_sessions"]
+    assert evidence == {"enough_data": False, "sessions": 1, "needs_sessions": MIN_SESSIONS}
+    assert health["verdict"] == UNKNOWN
+    assert f"{MIN_SESSIONS} sessions opened after warm-up" in health["reason"]
+
+
+def test_no_hourly_slope_from_a_fifteen_second_window() -> None:
+    # A runtime growing its heap for the first seconds (as Node does): 15 s said "+7,923 MB/h".
+    samples = [Sample(i * 0.5, 60 * MB + int(i * 0.5 * 2.2 * MB), 10, 1, None, 0) for i in range(34)]
+    health = assess(samples, warmup_s=2)
+    assert health["rss_slope_mb_per_h"] is None
+    assert health["rss_growth_mb"] is None
+    assert health["verdict"] == UNKNOWN
+    assert health["evidence"]["rss_slope"]["enough_data"] is False
+    assert health["evidence"]["rss_slope"]["needs_window_s"] == MIN_SLOPE_WINDOW_S
+    # What would settle it: a window of 60 s after the 2 s warm-up, i.e. a run of 62 s.
+    assert "a window of 60s after warm-up (a run of at least 62s)" in health["reason"]
+    # Over a long enough window the same climb is a verdict, with its slope.
+    long = [Sample(float(i), 60 * MB + int(i * 2.2 * MB), 10, 1, None, 0) for i in range(80)]
+    grown = assess(long, warmup_s=2)
+    assert grown["verdict"] == GROWING
+    assert grown["rss_slope_mb_per_h"] == pytest.approx(2.2 * 3600, rel=0.01)
+
+
+def test_a_stable_verdict_never_contradicts_its_figures() -> None:
+    # A step of 40 MB half-way through 70 s: the fit sees growth; the verdict is stable because
+    # it is a step, and the reason says so instead of "within +40 MB (noise floor 2 MB)".
+    samples = series(lambda t, i: 70 * MB + (40 * MB if t >= 40 else 0), n=80, noise=0)
+    health = assess(samples, warmup_s=5)
+    assert health["verdict"] == STABLE, health
+    assert health["rss_growth_mb"] > 2
+    assert "within" not in health["reason"]
+    assert "a step up, not a steady climb" in health["reason"]
+    flat = assess(series(lambda t, i: 70 * MB, n=80, noise=200_000), warmup_s=5)
+    assert flat["verdict"] == STABLE
+    assert "within the noise floor of 2.0 MB" in flat["reason"]
 
 
 def test_growing_descriptors_are_reported() -> None:
@@ -214,7 +273,7 @@ async def test_an_abandoned_session_is_left_open_on_the_server(delete: bool) -> 
             ):
                 hello = await session.initialize()
             headers = {
-                "Mcp-Session-Id": channel.info["session_id"],
+                "Mcp-Session-Id": str(channel.info.session_id),
                 "MCP-Protocol-Version": hello.protocol_version,
                 "Accept": "application/json, text/event-stream",
                 "Content-Type": "application/json",
@@ -332,3 +391,21 @@ def test_leak_flag_refuses_stdio() -> None:
     )
     assert out.returncode == 2
     assert "sse and streamable-http" in out.stderr
+
+
+def test_a_memory_threshold_on_too_little_data_has_no_figure_to_pass_on() -> None:
+    # Two sessions: the old "+3655 MB per 1k sessions" failed `rss_per_1k_sessions < 2`, and a
+    # lucky one passed it. Now there is no figure: the threshold says "no data" (whatever the
+    # thresholds decide to do with that, it is not a pass on a number that means nothing).
+    samples = [
+        Sample(float(i), 70 * MB + (4 * MB if i >= 12 else 0), 10, 1, 1 if i < 12 else 2, 0)
+        for i in range(20)
+    ]
+    health = assess(samples, warmup_s=2)
+    (result,) = evaluate(
+        ["http: rss_per_1k_sessions < 2"], {"http": {"server": {"health": health}, "ops": {}}}
+    )
+    assert result.value is None
+    assert not result.passed
+    assert "no rss_per_1k_sessions measured in http" in result.reason
+    assert health["evidence"]["rss_per_1k_sessions"]["enough_data"] is False

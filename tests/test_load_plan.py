@@ -8,7 +8,7 @@ import pytest
 
 from loadtest.run.plan import Budget, LoadPlan, Window
 from loadtest.run.workers import share_scenario
-from loadtest.scenario.model import Scenario, load_scenario
+from loadtest.scenario import Scenario, load_scenario
 
 S = 1_000_000_000
 

@@ -11,10 +11,12 @@ from pathlib import Path
 import anyio
 import pytest
 
+from loadtest.analysis.compare.health import HEALTH_OP
 from loadtest.analysis.compare.model import load_side
 from loadtest.analysis.compare.verdicts import compare_sides
-from loadtest.run.matrix import MATRIX_FILE, check_differences, interleaved, run_matrix, side_by_side
-from loadtest.scenario.model import Scenario, load_scenario
+from loadtest.core.names import MATRIX_FILE
+from loadtest.run.matrix import check_differences, interleaved, run_matrix, side_by_side
+from loadtest.scenario import Scenario, load_scenario
 from tests.test_envs import OLD_SDK
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(600)]
@@ -79,8 +81,10 @@ async def test_two_real_releases_on_every_transport(tmp_path: Path, env_cache: P
     comparison = compare_sides(
         load_side([tmp_path / "m" / old_label]), load_side([tmp_path / "m" / new_label])
     )
-    compared = {(row.transport, row.op) for row in comparison.rows}
+    compared = {(row.transport, row.op) for row in comparison.rows if row.op != HEALTH_OP}
     assert compared == {(t, op) for t in ("stdio", "sse", "http") for op in ("echo", "read:blob")}
+    # ...and the launched servers' health, side by side, per transport.
+    assert {row.transport for row in comparison.rows if row.op == HEALTH_OP} == {"stdio", "sse", "http"}
     assert comparison.check_diffs
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from loadtest.run.execute import execute
 from loadtest.run.targets.reference import reference_command
-from loadtest.scenario.model import Scenario, load_scenario
+from loadtest.scenario import Scenario, load_scenario
 
 pytestmark = pytest.mark.anyio
 

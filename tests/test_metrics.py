@@ -326,6 +326,7 @@ def test_summary_is_json_and_contract_shaped() -> None:
         "generator",
         "client",
         "measured_s",
+        "server_info",
     ]
     op = t["ops"]["ping"]
     for key in (
@@ -353,8 +354,8 @@ async def test_run_intervals_ticks_until_cancelled(tmp_path: Path) -> None:
             super().__init__(out_dir, interval_s=0.01)
             self.third = anyio.Event()
 
-        def tick(self, now_ns: int | None = None) -> None:
-            super().tick(now_ns)
+        def tick(self, now_ns: int | None = None, *, transport: str | None = None) -> None:
+            super().tick(now_ns, transport=transport)
             self.ticks += 1
             if self.ticks == 3:
                 self.third.set()

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import sys
 import textwrap
+from pathlib import Path
+from typing import Any
 
 import anyio
 import psutil
 import pytest
 
 from loadtest.core.errors import TargetError
+from loadtest.core.lifeline import watchdog
 from loadtest.core.process import launch, wait_for_port
 from loadtest.protocol.session import open_session
 from loadtest.protocol.transports import connect
@@ -31,17 +34,51 @@ async def test_missing_command_is_one_clear_error() -> None:
             pass
 
 
-async def test_server_that_exits_at_start_reports_its_stderr() -> None:
-    script = "import sys; print('boom: missing config', file=sys.stderr); sys.exit(4)"
+async def test_command_that_is_not_executable_is_one_clear_error(tmp_path: Path) -> None:
+    script = tmp_path / "server.sh"
+    script.write_text("#!/bin/sh\n")
+    with pytest.raises(TargetError, match=r"is not executable"):
+        async with launch([str(script)]):
+            pass
+
+
+async def test_unwritable_server_log_is_one_clear_error_and_stops_the_process(tmp_path: Path) -> None:
+    log = tmp_path / "no-such-dir" / "server.log"
+    with pytest.raises(TargetError, match=r"cannot write the server log .*server\.log'"):
+        async with launch([sys.executable, "-c", "import time; time.sleep(600)"], stderr_log=log):
+            pass
+    test_no_zombie_children_of_this_process()
+
+
+async def _initialize_error(script: str) -> str:
+    """What initialising a session with the stdio server ``script`` fails with."""
     with pytest.raises(TargetError) as caught:
         async with (
             connect("stdio", command=[sys.executable, "-c", script]) as channel,
             open_session(channel) as session,
         ):
-            await session.initialize(timeout=10)
-    message = str(caught.value)
+            await session.initialize(timeout=60)
+    return str(caught.value)
+
+
+async def test_server_that_exits_at_start_reports_its_stderr() -> None:
+    script = "import sys; print('boom: missing config', file=sys.stderr); sys.exit(4)"
+    message = await _initialize_error(script)
     assert "exited with code 4" in message
     assert "boom: missing config" in message
+
+
+async def test_stdio_server_that_writes_hello_fails_saying_so() -> None:
+    # Was: "initialize failed: lost" at the deadline, with no word of what the server wrote.
+    message = await _initialize_error("import sys; print('hello', flush=True); sys.stdin.read()")
+    assert message.startswith("initialize failed: non_json: before any JSON-RPC message")
+    assert "wrote on stdout 'hello'" in message
+    assert "\n" not in message
+
+
+async def test_stdio_server_that_writes_hello_and_exits_says_what_it_wrote() -> None:
+    message = await _initialize_error("print('hello')")
+    assert "exited with code 0; all it wrote on stdout was not JSON-RPC, starting 'hello'" in message
 
 
 async def test_http_server_that_dies_before_listening_is_reported() -> None:
@@ -63,7 +100,7 @@ async def test_garbage_on_stdout_is_reported_not_crashed_on() -> None:
         sys.stdin.read()
         """
     )
-    seen = []
+    seen: list[Any] = []
     async with (
         connect("stdio", command=[sys.executable, "-c", script]) as channel,
         open_session(channel, on_anomaly=seen.append) as session,
@@ -120,7 +157,10 @@ async def test_unreachable_url_is_one_clear_error() -> None:
 
 
 def test_no_zombie_children_of_this_process() -> None:
+    # The watchdog lives as long as we do, by design (see loadtest.core.lifeline).
     children = [
-        p for p in psutil.Process(os.getpid()).children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE
+        p
+        for p in psutil.Process(os.getpid()).children(recursive=True)
+        if p.status() != psutil.STATUS_ZOMBIE and p.pid != watchdog.pid
     ]
     assert children == []

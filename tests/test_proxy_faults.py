@@ -18,16 +18,17 @@ from typing import Any
 
 import pytest
 
+from loadtest.core.names import DEFAULT_PATHS, TRANSPORTS
 from loadtest.core.process import launch, wait_for_port
 from loadtest.measure.metrics import Recorder
 from loadtest.proxy import FAULT_KINDS, expected_totals, read_log
 from loadtest.run.driver import run_scenario
-from loadtest.run.targets.reference import DEFAULT_PATH, free_port, reference_command
-from loadtest.scenario.model import load_scenario
+from loadtest.run.targets.reference import free_port, reference_command
+from loadtest.scenario import load_scenario
 
 pytestmark = pytest.mark.anyio
 
-TRANSPORTS = ("stdio", "sse", "http")
+
 #: Faults after which the client's session is over on these transports (pipe or event stream gone).
 SESSION_ENDING = {("close_stream", "stdio"), ("close_stream", "sse"), ("reset", "stdio"), ("reset", "sse")}
 #: Loud errors that follow from a session that ended (every later call on it fails).
@@ -122,7 +123,7 @@ async def proxied(
         )
         async with launch(proxy_cmd, stdin=False, stdout=False) as proxy:
             await wait_for_port(proxy, "127.0.0.1", port, 20)
-            yield f'url = "http://127.0.0.1:{port}{DEFAULT_PATH[transport]}"'
+            yield f'url = "http://127.0.0.1:{port}{DEFAULT_PATHS[transport]}"'
 
 
 async def run_through_proxy(

@@ -94,7 +94,7 @@ def test_load_rejects_what_is_not_a_run(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="not an mcp-loadtest run"):
         load_run(other)
     other.write_bytes(orjson.dumps({"schema": "mcp-loadtest/run/99"}))
-    with pytest.raises(UsageError, match="unsupported schema"):
+    with pytest.raises(UsageError, match="newer than this mcp-loadtest reads"):
         load_run(other)
     assert UsageError("x").exit_code == 2
 

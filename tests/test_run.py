@@ -16,7 +16,7 @@ from loadtest.core.process import launch, wait_for_port
 from loadtest.measure.metrics import Recorder
 from loadtest.run.driver import Progress, run_scenario
 from loadtest.run.targets.reference import free_port, reference_command
-from loadtest.scenario.model import Scenario, load_scenario
+from loadtest.scenario import Scenario, load_scenario
 
 pytestmark = pytest.mark.anyio
 

@@ -21,12 +21,13 @@ import pytest
 
 from loadtest.analysis.compare.model import load_side
 from loadtest.analysis.compare.verdicts import compare_sides
+from loadtest.core.names import MATRIX_FILE
 from loadtest.envs import ensure_env
 from loadtest.present.terminal import Style, render_summary
 from loadtest.run.clients.config import BUILTIN, ClientConfig, resolve_client, sdk_client_from_env
 from loadtest.run.execute import RunOutcome, execute
-from loadtest.run.matrix import MATRIX_FILE, run_matrix, side_by_side
-from loadtest.scenario.model import Scenario, load_scenario
+from loadtest.run.matrix import run_matrix, side_by_side
+from loadtest.scenario import Scenario, load_scenario
 from tests.test_envs import OLD_SDK
 from tests.test_matrix import NEW_SDK
 
@@ -325,7 +326,7 @@ async def test_matrix_crosses_client_releases_with_a_server_release(tmp_path: Pa
 
 
 def test_the_summary_says_when_the_sdk_client_is_what_limits_the_rate() -> None:
-    run = {
+    run: dict[str, Any] = {
         "meta": {
             "client": {"kind": "sdk", "mcp": "2.3.0", "workers": 2},
             "target": {"kind": "url", "url": "http://127.0.0.1:9/mcp"},

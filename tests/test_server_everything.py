@@ -260,10 +260,10 @@ async def test_http_get_stream_and_delete(everything_argv: list[str]) -> None:
             await session.initialize()
             assert (await session.request("ping")).result == {}
             for _ in range(250):  # the GET goes out after `initialized`; give it up to 5 s to answer
-                if "get_stream_status" in channel.info:
+                if channel.info.get_stream_status is not None:
                     break
                 await anyio.sleep(0.02)
-            assert channel.info["get_stream_status"] == 200
-            assert channel.info["session_id"]
-        assert channel.info["delete_status"] == 200
+            assert channel.info.get_stream_status == 200
+            assert channel.info.session_id
+        assert channel.info.delete_status == 200
     assert anomalies == []

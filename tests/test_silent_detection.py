@@ -21,7 +21,7 @@ from loadtest.protocol.session import Anomaly, Outcome, Session, open_session
 from loadtest.protocol.transports.base import Channel, Incoming, Message, Received, TransportError
 from loadtest.proxy.faults import alter_position, parse_faults
 from loadtest.run.check import NONCE_RE, Checker
-from loadtest.scenario.model import Expect, Op
+from loadtest.scenario import Expect, Op
 
 pytestmark = pytest.mark.anyio
 
@@ -134,7 +134,7 @@ def test_another_calls_answer_is_misrouted_even_when_its_nonce_is_shorter() -> N
 async def test_the_tester_sends_fixed_width_nonces(tmp_path: Path) -> None:
     from loadtest.measure.metrics import Recorder
     from loadtest.run.driver import run_scenario
-    from loadtest.scenario.model import load_scenario
+    from loadtest.scenario import load_scenario
 
     path = tmp_path / "s.toml"
     path.write_text(

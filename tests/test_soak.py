@@ -26,7 +26,7 @@ from hdrh.log import HistogramLogReader
 
 from loadtest.measure.metrics import Recorder
 from loadtest.run.driver import Progress, run_scenario
-from loadtest.scenario.model import load_scenario
+from loadtest.scenario import load_scenario
 
 CLI = [sys.executable, "-m", "loadtest"]
 PACKAGE = str(Path(__file__).resolve().parent.parent / "loadtest")
@@ -139,9 +139,13 @@ def test_a_short_soak_keeps_generator_memory_flat_and_logs_every_interval(tmp_pa
     generator = http["generator"]
     assert generator["rss_peak_bytes"] >= generator["rss_end_bytes"] > 0
     assert len(generator["rss_samples"]) == len(rows)
-    # The server side of the same soak is watched and judged.
+    # The server side of the same soak is watched and judged; 30 s leaves too short a window
+    # after warm-up for a memory trend (issue 15 item 13), and the verdict says what would do.
     health = http["server"]["health"]
-    assert health["verdict"] in ("stable", "growing")
+    assert health["verdict"] in ("stable", "growing", "unknown")
+    if health["verdict"] == "unknown":
+        assert "it would take a window of 60s after warm-up" in health["reason"], health["reason"]
+        assert health["rss_slope_mb_per_h"] is None
     assert health["crashes"] == health["hangs"] == 0
 
 
@@ -242,7 +246,7 @@ def test_a_killed_soak_leaves_logs_that_report_renders(tmp_path: Path) -> None:
     # at its last health sample (the interval log may have a second more).
     last = rows[-1]["ops"]
     table = {line.split()[1]: line.split() for line in done.stdout.splitlines() if line.startswith("http ")}
-    for op, (count, _ok, errors, silent) in last.items():
+    for op, (count, _ok, errors, silent, *_) in last.items():
         assert int(table[op][2]) >= count > 0, (op, table[op])
         assert not errors
         assert not silent

@@ -48,7 +48,10 @@ def test_silent_failures_and_failed_thresholds_are_spelled_out() -> None:
     assert "SILENT FAILURES http/blob: lost 1, truncated 2" in text
     assert "truncated: 7000 of 10000 bytes arrived" in text
     assert "FAIL  silent_failures == 0  measured 3 (worst: http/blob)" in text
-    assert "100 calls, 0 errors, 3 silent failures" in text
+    assert (
+        "100 calls, 0 errors (error_rate 0.00%), 3 silent failures (silent_rate 3.00%), failure_rate 3.00%"
+        in text
+    )
     assert "12.0ms" in text
     assert "bottleneck" not in text
 
@@ -74,3 +77,38 @@ def test_a_saturated_worker_is_named_and_workers_suggested() -> None:
     assert "--workers spreads the load" in render_summary(
         _run(saturated=True, cpu_busy=0.93), Style(colour=False)
     )
+
+
+def test_a_threshold_without_data_says_no_data_not_measured_none() -> None:
+    run = _run()
+    run["thresholds"] = [
+        {
+            "expr": "p99 < 1s",
+            "value": None,
+            "passed": False,
+            "scope": None,
+            "reason": "no data in http/blob (no measured calls)",
+        }
+    ]
+    run["totals"] = {"calls": 0, "errors": 0, "silent_failures": 0}
+    text = render_summary(run, Style(colour=False))
+    assert "FAIL  p99 < 1s  no data in http/blob (no measured calls)" in text
+    assert "None" not in text
+    assert "0 calls, 0 errors (error_rate -), 0 silent failures (silent_rate -)" in text
+    assert "nothing was measured" in text
+
+
+def test_the_html_run_report_says_no_data_too(tmp_path: Any) -> None:
+    from pathlib import Path
+
+    from loadtest.analysis.compare.model import Run
+    from loadtest.present.html import render_html_run
+
+    run = _run()
+    run["thresholds"] = [
+        {"expr": "p99 < 1s", "value": None, "passed": False, "scope": None, "reason": "no data in http/blob"}
+    ]
+    page = render_html_run(Run(Path(tmp_path), run, "r"))
+    assert "p99 &lt; 1s</code> no data in http/blob" in page
+    assert "measured None" not in page
+    assert "failure_rate 3.00%" in page

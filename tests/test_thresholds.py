@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from loadtest.scenario.thresholds import Threshold, evaluate, parse_threshold
+from loadtest.scenario.threshold_eval import evaluate
+from loadtest.scenario.thresholds import (
+    UNATTRIBUTED,
+    Threshold,
+    parse_threshold,
+    vocabulary_notes,
+)
 
 
 def op_stats(
@@ -162,13 +168,20 @@ def test_op_scopes() -> None:
     assert one("http/tools/list: p50 <= 250us").passed
 
 
-def test_error_rate_counts_loud_and_silent_failures() -> None:
-    assert one("error_rate == 0").value == pytest.approx(0.02)
-    result = one("error_rate < 1.5%")
-    assert not result.passed
-    assert result.scope == "sse/read:blob"
-    assert one("http: error_rate < 1.5%").passed
-    assert one("http: error_rate < 1.5%").value == pytest.approx(0.01)
+def test_failure_vocabulary_error_rate_is_loud_silent_rate_silent_failure_rate_both() -> None:
+    # http/echo has 1 loud error in 100 calls; sse/read:blob 2 silent failures in 100.
+    error_rate = one("error_rate == 0")
+    assert (error_rate.value, error_rate.scope) == (pytest.approx(0.01), "http/echo")
+    silent_rate = one("silent_rate == 0")
+    assert (silent_rate.value, silent_rate.scope) == (pytest.approx(0.02), "sse/read:blob")
+    failure_rate = one("failure_rate < 1.5%")
+    assert not failure_rate.passed
+    assert (failure_rate.value, failure_rate.scope) == (pytest.approx(0.02), "sse/read:blob")
+    assert one("http: failure_rate < 1.5%").passed
+    assert one("sse: error_rate == 0").passed
+    assert not one("sse: failure_rate == 0").passed
+    failures = one("failures <= 1")
+    assert (failures.passed, failures.value, failures.scope) == (False, 2, "sse/read:blob")
 
 
 def test_counts() -> None:
@@ -246,3 +259,97 @@ def test_evaluate_accepts_parsed_thresholds_and_strings() -> None:
 )
 def test_every_comparison(expr: str, passed: bool) -> None:
     assert one(f"stdio/echo: {expr}").passed is passed
+
+
+# -- no data never passes -------------------------------------------------------------------------
+
+NOTHING: dict[str, Any] = {
+    "stdio": {
+        "ops": {
+            "echo": {"count": 0, "ok": 0, "errors": {}, "silent": {}, "latency_us": {}, "rate": 0.0},
+        }
+    }
+}
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "silent_failures == 0",
+        "errors == 0",
+        "failures == 0",
+        "error_rate == 0",
+        "silent_rate == 0",
+        "failure_rate < 1%",
+        "p99 < 1s",
+        "rate < 1000",
+    ],
+)
+def test_no_measured_calls_fails_every_threshold_that_needs_data(expr: str) -> None:
+    result = one(expr, NOTHING)
+    assert not result.passed
+    assert result.reason.startswith("no data")
+    assert "stdio/echo (no measured calls)" in result.reason
+
+
+def test_calls_needs_no_data_and_says_zero() -> None:
+    assert not one("calls > 0", NOTHING).passed
+    assert one("calls > 0", NOTHING).value == 0
+
+
+def test_one_op_without_data_fails_the_threshold_even_when_the_others_pass() -> None:
+    summary = {"stdio": {"ops": {**NOTHING["stdio"]["ops"], "ping": op_stats()}}}
+    result = one("silent_failures == 0", summary)
+    assert not result.passed
+    assert (result.value, result.scope) == (0, "stdio/ping")
+    assert "stdio/echo" in result.reason
+    assert one("stdio/ping: silent_failures == 0", summary).passed
+
+
+# -- failures no request can be blamed for ----------------------------------------------------------
+
+
+def _misrouted(n: int) -> dict[str, Any]:
+    """A transport with two clean ops and ``n`` answers to unknown ids (a broadcasting gateway)."""
+    return {
+        "http": {
+            "ops": {
+                "echo": op_stats(count=100),
+                "ping": op_stats(count=100),
+                UNATTRIBUTED: {"count": 0, "ok": 0, "errors": {}, "silent": {"misrouted": n}},
+            }
+        }
+    }
+
+
+def test_unattributed_failures_fail_the_rates_and_counts_over_the_transport() -> None:
+    summary = _misrouted(50)
+    silent = one("silent_failures == 0", summary)
+    assert (silent.passed, silent.value, silent.scope) == (False, 50, f"http/{UNATTRIBUTED}")
+    rate = one("failure_rate < 10%", summary)
+    assert not rate.passed
+    # A share of all the transport's calls: 50 of 200.
+    assert (rate.value, rate.scope) == (pytest.approx(0.25), f"http/{UNATTRIBUTED}")
+    assert not one("silent_rate == 0", summary).passed
+    assert one("error_rate == 0", summary).passed  # misrouted answers are silent, not loud
+    assert one("failure_rate == 0", _misrouted(0)).passed
+
+
+def test_unattributed_failures_count_against_a_single_op() -> None:
+    result = one("http/echo: silent_rate < 10%", _misrouted(50))
+    assert not result.passed
+    assert (result.value, result.scope) == (pytest.approx(0.5), "http/echo")
+
+
+def test_the_unattributed_name_is_the_recorders() -> None:
+    from loadtest.measure.metrics import UNATTRIBUTED as RECORDED
+
+    assert RECORDED == UNATTRIBUTED
+
+
+def test_gating_error_rate_alone_gets_a_note_about_its_meaning() -> None:
+    (note,) = vocabulary_notes([parse_threshold("error_rate == 0")])
+    assert "loud failures only" in note
+    assert (
+        vocabulary_notes([parse_threshold("error_rate == 0"), parse_threshold("silent_failures == 0")]) == []
+    )

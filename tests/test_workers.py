@@ -21,7 +21,7 @@ from loadtest.core.errors import UsageError
 from loadtest.protocol.session import Session, number_sessions
 from loadtest.run.execute import execute
 from loadtest.run.workers import check_workers, share_scenario, split
-from loadtest.scenario.model import Scenario, load_scenario
+from loadtest.scenario import Scenario, load_scenario
 
 CLI = [sys.executable, "-m", "loadtest"]
 
@@ -32,7 +32,7 @@ weight = 3
 arguments = { text = "{nonce}" }
 expect = { text = "{nonce}" }
 [[ops]]
-method = "ping"
+method = "tools/list"  # not ping: 2026-07-28 removed it, and auto speaks 2026-07-28
 """
 
 
@@ -75,7 +75,7 @@ def assert_merged_exactly(section: dict[str, Any], hlog: Path, workers: int) -> 
         recorded += hist.get_total_count()
     assert sum(w["recorded"] for w in per_worker) == recorded
     assert section["generator"]["workers"] == workers
-    return calls
+    return int(calls)
 
 
 pytestmark = pytest.mark.anyio
@@ -196,6 +196,33 @@ async def test_workers_report_the_client_and_error_examples_like_one_process(tmp
         assert 0 < len(kept) <= 5
         assert all("fail requested nonce-" in example["detail"] for example in kept)
     assert sections[0]["client"].keys() == sections[1]["client"].keys()
+
+
+async def test_workers_skip_the_ops_the_protocol_removed_like_one_process(tmp_path: Path) -> None:
+    # On 2026-07-28 ping is gone: each worker skips it, and the merged run.json says so, so
+    # that the gates leave it out instead of failing it for "no data".
+    s = scenario(
+        tmp_path,
+        """
+        transports = ["http"]
+        [workload]
+        sessions = 2
+        requests = 30
+        warmup = "0s"
+        [[ops]]
+        tool = "echo"
+        arguments = { text = "{nonce}" }
+        [[ops]]
+        method = "ping"
+        """,
+    )
+    outcome = await execute(s, tmp_path, workers=2)
+    assert outcome.failure is None
+    section = outcome.document["transports"]["http"]
+    assert section["protocol_chosen_by"] == "discover"
+    assert section["skipped_ops"] == {"ping": f"removed in {section['negotiated_protocol_version']}"}
+    assert section["ops"]["ping"]["count"] == 0
+    assert section["ops"]["echo"]["count"] == section["ops"]["echo"]["ok"] == 30
 
 
 def test_shares_add_up_to_the_workload(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from loadtest.core.errors import friendly
 from loadtest.results.document import build_run, environment, run_dir, write_run
 from loadtest.run.conformance import run_checks
 from loadtest.run.targets.reference import REFERENCE_SERVER
-from loadtest.scenario.model import Scenario, load_scenario
+from loadtest.scenario import Scenario, load_scenario
 
 CHECKS_FILE = "checks.json"
 
@@ -118,6 +118,7 @@ def check_document(
         **environment(),
         "target": kind,
         "scenario_hash": scenario.scenario_hash,
+        "workload_hash": scenario.workload_hash,
         "command": "check",
     }
     failures = sum(1 for r in results if r.status == "FAILURE")

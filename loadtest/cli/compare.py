@@ -1,7 +1,7 @@
 """``mcp-loadtest compare`` and ``mcp-loadtest report`` (registered in :mod:`loadtest.cli.main`).
 
-Exit codes: 0 no regression; 1 a regression on a gated metric, or silent failures in B of a
-kind A did not have; 2 usage error (a path that is not a run, a bad option); 3 the runs cannot
+Exit codes: 0 no regression; 1 a regression on a gated metric, silent failures in B of a
+kind A did not have, or a threshold that failed in a run of B; 2 usage error (a path that is not a run, a bad option); 3 the runs cannot
 be compared (different scenario hashes or machine fingerprints, without ``--force``).
 """
 
@@ -12,16 +12,19 @@ import sys
 from pathlib import Path
 
 import click
+import orjson
 
-from loadtest.analysis.compare.model import MATRIX_FILE, Run, Side, load_side, matrix_sides
+from loadtest.analysis.compare.model import Run, Side, load_side, matrix_sides
 from loadtest.analysis.compare.verdicts import DEFAULT_ALPHA, DEFAULT_MIN_EFFECT, Comparison, compare_sides
+from loadtest.analysis.gates import SideGate, any_failed, side_gates
 from loadtest.core.errors import UsageError, friendly
+from loadtest.core.names import MATRIX_FILE, RUN_FILE
 from loadtest.present.compare_terminal import render_comparison
+from loadtest.present.gates import add_junit_gates, gates_html, gates_markdown, gates_terminal
 from loadtest.present.terminal import Style, render_summary
-from loadtest.results.document import RUN_FILE
 from loadtest.results.recovery import PARTIAL_NOTE, can_rebuild, rebuild_run
 
-__all__ = ["compare_command", "parse_fraction", "report_command", "write_reports"]
+__all__ = ["compare_command", "comparison_gates", "parse_fraction", "report_command", "write_reports"]
 
 
 def parse_fraction(text: str, what: str = "--min-effect") -> float:
@@ -67,32 +70,57 @@ def write_reports(
     json_path: Path | None = None,
     junit: Path | None = None,
 ) -> list[Path]:
-    """Write the requested report files; returns what was written."""
+    """Write the requested report files; returns what was written.
+
+    Every report also shows each side's threshold results (:func:`comparison_gates`): the
+    user's gates are absolute, whatever the comparison says.
+    """
     written: list[Path] = []
+    gates = comparison_gates(comparison)
     try:
         if markdown is not None:
             from loadtest.present.markdown import render_markdown
 
-            markdown.write_text(render_markdown(comparison), encoding="utf-8")
+            markdown.write_text(render_markdown(comparison) + gates_markdown(gates), encoding="utf-8")
             written.append(markdown)
         if html is not None:
             from loadtest.present.html import render_html_comparison
 
-            html.write_text(render_html_comparison(comparison), encoding="utf-8")
+            page = render_html_comparison(comparison)
+            # Before the closing tags (the page's own script comes last): one section more.
+            cut = page.rfind("<script>")
+            cut = cut if cut >= 0 else page.rfind("</body>")
+            page = (
+                page[:cut] + gates_html(gates) + "\n" + page[cut:] if cut >= 0 else page + gates_html(gates)
+            )
+            html.write_text(page, encoding="utf-8")
             written.append(html)
         if json_path is not None:
-            from loadtest.present.json_report import write_json
-
-            write_json(comparison, json_path)
+            data = comparison.to_dict()
+            if any(side_list for _, side_list in gates):
+                # Only when the runs had thresholds: reports of runs without keep their shape.
+                data["thresholds"] = {
+                    side: [gate.to_dict() for gate in side_list]
+                    for side, (_, side_list) in zip(("a", "b"), gates, strict=True)
+                }
+            json_path.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
             written.append(json_path)
         if junit is not None:
-            from loadtest.present.junit import write_junit_report
+            from loadtest.present.junit import render_junit
 
-            write_junit_report(comparison, junit)
+            junit.write_text(add_junit_gates(render_junit(comparison), gates), encoding="utf-8")
             written.append(junit)
     except OSError as exc:
         raise UsageError(f"{exc.filename}: cannot write ({exc.strerror or exc})") from None
     return written
+
+
+def comparison_gates(comparison: Comparison) -> list[tuple[str, list[SideGate]]]:
+    """Each side's threshold results over its runs, named ``A: label`` and ``B: label``."""
+    return [
+        (f"{name}: {side.label}", side_gates([run.document for run in side.runs]))
+        for name, side in (("A", comparison.a), ("B", comparison.b))
+    ]
 
 
 _OUT = click.Path(path_type=Path, dir_okay=False)
@@ -161,16 +189,21 @@ def compare_command(
     directory, or repeated runs). A matrix directory alone compares its two SDKs. Several
     paths per side: -a RUN -a RUN -b RUN -b RUN.
 
-    Exit 0: no regression; 1: a regression or new silent failures; 2: usage error;
+    Exit 0: no regression; 1: a regression, new silent failures or a threshold of the
+    scenario that failed in a run of B; 2: usage error;
     3: the runs are not comparable (different scenario or machine; see --force).
     """
     effect = parse_fraction(min_effect)
     a, b = _sides(paths, a_paths, b_paths)
     comparison = compare_sides(a, b, min_effect=effect, alpha=alpha, force=force)
     click.echo(render_comparison(comparison, _style()))
+    gates = comparison_gates(comparison)
+    for line in gates_terminal(gates, _style()):
+        click.echo(line)
     for path in write_reports(comparison, markdown=markdown, html=html, json_path=json_path, junit=junit):
         click.echo(f"wrote {path}")
-    sys.exit(1 if comparison.regressed else 0)
+    # A is the reference, judged when it ran; B's own thresholds fail the comparison.
+    sys.exit(1 if comparison.regressed or any_failed(gates[1][1]) else 0)
 
 
 @click.command("report")

@@ -1,7 +1,7 @@
 """What a check is and what it reports: id, name, status, spec reference, details, observed.
 
 Two vocabularies come out of one :class:`CheckResult`: :meth:`CheckResult.to_dict` for the
-``checks`` section of run.json (DESIGN.md, "Results"), and :meth:`CheckResult.to_conformance`
+``checks`` section of run.json (README, "Results"), and :meth:`CheckResult.to_conformance`
 for the array the official suite (``@modelcontextprotocol/conformance``) writes as
 ``checks.json``: ``id``, ``name``, ``description``, ``status``, ``timestamp``,
 ``specReferences`` (``[{id, url}]``), ``details`` and ``errorMessage``.
@@ -71,7 +71,7 @@ class CheckResult:
         return [SPEC_URL.format(version=version, ref=self.ref)]
 
     def to_dict(self) -> dict[str, Any]:
-        """The run.json form (DESIGN: ``{"id", "name", "status", "spec", "details"}`` and more)."""
+        """The run.json form (``{"id", "name", "status", "spec", "details"}`` and more)."""
         out: dict[str, Any] = {
             "id": self.id,
             "name": self.name,

@@ -107,6 +107,27 @@ class Reply:
         return out
 
 
+def speaks_jsonrpc(reply: Reply) -> bool:
+    """Whether any message in ``reply`` is JSON-RPC 2.0 (a result, an error, a request)."""
+    for message in reply.messages:
+        for item in message if isinstance(message, list) else [message]:
+            if isinstance(item, dict) and item.get("jsonrpc") == "2.0":
+                return True
+    return False
+
+
+def not_mcp(url: str, what: str, status: int | None, content_type: str, body: bytes) -> str:
+    """One line saying why ``url`` is not an MCP endpoint, quoting what it answered instead."""
+    start = " ".join(preview(body[:60]).split())
+    answered = f"{what} -> {status} {content_type}".strip() + (f": {start!r}" if start else "")
+    if status in (401, 403):
+        return (
+            f"{url} refused to start an MCP session ({answered}); if it wants authorization, "
+            "give it in target.headers"
+        )
+    return f"{url} is not an MCP server ({answered})"
+
+
 def _sent(method: str, url: str, headers: dict[str, str], body: bytes | None) -> dict[str, Any]:
     out: dict[str, Any] = {"method": method, "url": url, "headers": headers}
     if body is not None:

@@ -28,7 +28,16 @@ from loadtest.conformance.model import (
     CheckSpec,
     Status,
 )
-from loadtest.conformance.probe import PROBE_TIMEOUT_S, Prober, Reply, initialize_params, preview, rpc
+from loadtest.conformance.probe import (
+    BODY_PREVIEW,
+    PROBE_TIMEOUT_S,
+    Prober,
+    Reply,
+    initialize_params,
+    not_mcp,
+    preview,
+    rpc,
+)
 from loadtest.core.errors import TargetError
 from loadtest.protocol.transports.http import describe_client_error, new_client_session
 from loadtest.protocol.transports.sse_parser import SseEvent, SseParser
@@ -144,7 +153,8 @@ async def open_stream(
         url, headers={**headers, "Accept": "text/event-stream"}, allow_redirects=False
     ) as resp:
         stream = Stream(resp)
-        if resp.status == 200:
+        # Only an event stream is read as one: any other body is kept for the error line.
+        if resp.status == 200 and _content_type(resp) == "text/event-stream":
             first = await stream.next_event()
             if first is not None and first.event == "endpoint":
                 stream.endpoint = urljoin(url, first.data.decode("utf-8", "replace").strip())
@@ -177,6 +187,17 @@ def _rejected(reply: Reply) -> bool:
     return reply.status is not None and 400 <= reply.status < 500
 
 
+def _content_type(response: aiohttp.ClientResponse) -> str:
+    return response.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def _body_start(response: aiohttp.ClientResponse) -> bytes:
+    """The start of a body that is not an event stream, for the error line."""
+    with anyio.move_on_after(PROBE_TIMEOUT_S):
+        return await response.content.read(BODY_PREVIEW)
+    return b""
+
+
 async def run_sse_checks(url: str, headers: Mapping[str, str] | None = None) -> list[CheckResult]:
     """Every legacy SSE check against the stream at ``url``."""
     base = dict(headers or {})
@@ -194,6 +215,12 @@ async def run_sse_checks(url: str, headers: Mapping[str, str] | None = None) -> 
                     "events": [{"event": e.event, "data": preview(e.data)} for e in stream.events[:2]],
                 }
                 details = {"exchanges": [{"sent": sent, "received": received}]}
+                content_type = _content_type(stream.response)
+                if stream.endpoint is None and content_type != "text/event-stream":
+                    # Not an event stream at all: a web page, a 404. Nothing to check (exit 3).
+                    raise TargetError(
+                        not_mcp(url, "GET", status, content_type, await _body_start(stream.response))
+                    )
                 if stream.endpoint is None:
                     observed = f"GET -> {status}, first event: {first.event if first else 'none'}"
                     results.append(

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import IO, Any
 
 import anyio
-from anyio.abc import TaskGroup
+from anyio.abc import ByteReceiveStream, TaskGroup
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
@@ -108,3 +109,76 @@ async def light_task_group() -> AsyncIterator[LightTaskGroup]:
             await group._close()
     if group._error is not None:
         raise group._error
+
+
+#: Bytes asked of a stream per read by :func:`read_lines`.
+READ_CHUNK = 1 << 20
+
+
+async def read_lines(
+    stream: ByteReceiveStream, on_line: Callable[[memoryview], Awaitable[None] | None]
+) -> bytes:
+    """Hand each non-empty newline-terminated line of ``stream`` to ``on_line`` until it ends.
+
+    ``on_line`` gets the line without its newline, as a view into our buffer: it must copy
+    what it keeps (the buffer changes after it returns). It may be a coroutine function.
+    Returns what came after the last newline (a last line cut short), ``b""`` if nothing.
+    """
+    buf = bytearray()
+    scan = 0
+    while True:
+        try:
+            chunk = await stream.receive(READ_CHUNK)
+        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            return bytes(buf)
+        buf += chunk
+        start = 0
+        # A message of tens of MB arrives in many chunks: look for its end only in what is new.
+        while (nl := buf.find(b"\n", scan)) >= 0:
+            if nl > start:
+                with memoryview(buf) as view, view[start:nl] as line:
+                    pending = on_line(line)
+                    if pending is not None:
+                        await pending
+            start = scan = nl + 1
+        if start:
+            del buf[:start]
+        scan = len(buf)
+
+
+class PipeWriter(asyncio.streams.FlowControlMixin):
+    """The protocol of a write pipe from :func:`open_pipes`: flow control (``drain``), and
+    ``closed`` set once the pipe is closed and all that was buffered has gone out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = asyncio.Event()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self.closed.set()
+
+
+@dataclass
+class Pipes:
+    """A line protocol's two ends on plain pipes (see :func:`open_pipes`)."""
+
+    reader: asyncio.StreamReader
+    #: Keep it: a StreamWriter that is garbage-collected closes its pipe.
+    writer: asyncio.StreamWriter
+    #: The writer's protocol, for its ``closed`` event.
+    protocol: PipeWriter
+
+
+async def open_pipes(source: IO[bytes], sink: IO[bytes], *, limit: int) -> Pipes:
+    """Asyncio streams on two pipes (a process's stdin and stdout, say), for a line protocol.
+
+    asyncio streams, not anyio's: the pipes are ours (inherited), not a child's, and anyio has
+    no wrapper for a pipe it did not open. ``limit`` is the longest line the reader takes.
+    Raises ``ValueError`` when either file is not a pipe (a terminal, a regular file).
+    """
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=limit)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), source)
+    transport, protocol = await loop.connect_write_pipe(PipeWriter, sink)
+    return Pipes(reader, asyncio.StreamWriter(transport, protocol, None, loop), protocol)

@@ -13,11 +13,19 @@ Pure functions over the sampled rows (no I/O), used at the end of a run and agai
   ones, so its RSS stops following the session count; a leaking one keeps climbing with it.
   Python rarely hands freed memory back to the system, so a drop after an idle period is not
   what tells release apart; the slope is.
-* **Verdict.** ``growing`` when the fitted growth over the window exceeds a noise floor
-  (:data:`NOISE_FLOOR_BYTES`, or 1% of the RSS) *and* each half of the window grows on its
-  own (memory that *keeps* growing, not one step up); ``stable`` otherwise; ``unknown``
-  without enough samples after warm-up. Open descriptors that keep growing the same way are
-  reported as growing too.
+* **Enough data.** No figure is given without the data it needs: an hourly slope only from a
+  window after warm-up of at least :data:`MIN_SLOPE_WINDOW_S` (15 s of a runtime that is still
+  warming its heap extrapolates to thousands of MB/h), a per-1000-sessions figure only from at
+  least :data:`MIN_SESSIONS` sessions opened after warm-up (two sessions say nothing about a
+  thousand). ``evidence`` says, per figure, what there was and what it needs, so thresholds on
+  these figures can say "no data" rather than pass or fail.
+* **Verdict.** ``growing`` when the fitted growth (over time, or over sessions opened) exceeds
+  a noise floor (:data:`NOISE_FLOOR_BYTES`, or 1% of the RSS) *and* each half grows on its own
+  (memory that *keeps* growing, not one step up); ``stable`` when at least one of the two has
+  enough data and neither grows; ``unknown`` otherwise, saying how long a run or how many
+  sessions would settle it. Open descriptors that keep growing the same way are reported as
+  growing too. The reason never contradicts the figures: a stable verdict says whether the
+  change stayed within the noise floor or was a step up, not a steady climb.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ __all__ = [
     "GROWING",
     "MIN_POINTS",
     "MIN_SESSIONS",
+    "MIN_SLOPE_WINDOW_S",
     "NOISE_FLOOR_BYTES",
     "STABLE",
     "UNKNOWN",
@@ -42,8 +51,12 @@ __all__ = [
 STABLE, GROWING, UNKNOWN = "stable", "growing", "unknown"
 #: Fewest samples after warm-up for a verdict.
 MIN_POINTS = 8
-#: Fewest sessions opened after warm-up for a per-session figure to be judged.
-MIN_SESSIONS = 20
+#: Fewest sessions opened after warm-up for a per-1000-sessions figure (a tenth of the thousand
+#: it is per: the noise floor over fewer would be tens of MB per 1000 sessions).
+MIN_SESSIONS = 100
+#: Shortest window after warm-up for an hourly slope or a verdict over time: shorter windows of
+#: a runtime still growing its heap (Node, the JVM) extrapolate to thousands of MB/h.
+MIN_SLOPE_WINDOW_S = 60.0
 #: Growth below this is allocator noise, not a trend (RSS moves in pages and arenas).
 NOISE_FLOOR_BYTES = 2 * 2**20
 #: Descriptors: growth below this is connections coming and going.
@@ -159,55 +172,103 @@ def assess(
         "reason": "",
         "sessions_released": None,
     }
-    if len(window) < MIN_POINTS:
-        out["reason"] = (
-            f"{len(window)} samples after the {warmup_s:g}s warm-up; a verdict needs {MIN_POINTS}"
-            " (run longer, sample more often or shorten health.warmup)"
+    window_s = float(out["window_s"])
+    with_sessions = [s for s in window if s.sessions is not None] if per_session else []
+    opened = int(_span([(s.segment, float(s.sessions or 0), 0.0) for s in with_sessions]))
+    if with_sessions:
+        out["sessions_in_window"] = opened
+    enough_points = len(window) >= MIN_POINTS
+    by_time_ok = enough_points and window_s >= MIN_SLOPE_WINDOW_S
+    by_session_ok = enough_points and opened >= MIN_SESSIONS
+    out["evidence"] = {
+        "samples": len(window),
+        "needs_samples": MIN_POINTS,
+        "rss_slope": {
+            "enough_data": by_time_ok,
+            "window_s": round(window_s, 3),
+            "needs_window_s": MIN_SLOPE_WINDOW_S,
+        },
+        "rss_per_1k_sessions": {
+            "enough_data": by_session_ok,
+            "sessions": opened if with_sessions else None,
+            "needs_sessions": MIN_SESSIONS if per_session else None,
+        },
+    }
+    if not by_time_ok and not by_session_ok:
+        out["reason"] = _to_settle(
+            len(window), window_s, warmup_s, opened, per_session and bool(with_sessions)
         )
         return out
     rss_median = statistics.median(s.rss for s in window)
     floor = max(NOISE_FLOOR_BYTES, 0.01 * rss_median)
-    by_time = _trend([(s.segment, s.t, float(s.rss)) for s in window])
-    if by_time.slope is not None:
-        out["rss_slope_mb_per_h"] = round(by_time.slope * 3600 / _MB, 3)
-        out["rss_growth_mb"] = round(by_time.growth / _MB, 3)
     reasons: list[str] = []
-    if by_time.keeps_growing(floor):
-        reasons.append(
-            f"RSS grew {by_time.growth / _MB:.1f} MB over {out['window_s']:g}s after warm-up"
-            f" ({out['rss_slope_mb_per_h']:+.1f} MB/h), in both halves of that time"
-        )
-    with_sessions = [s for s in window if s.sessions is not None]
-    if per_session and with_sessions:
-        opened = _span([(s.segment, float(s.sessions or 0), 0.0) for s in with_sessions])
-        out["sessions_in_window"] = int(opened)
+    calm: list[str] = []
+    if by_time_ok:
+        by_time = _trend([(s.segment, s.t, float(s.rss)) for s in window])
+        if by_time.slope is not None:
+            out["rss_slope_mb_per_h"] = round(by_time.slope * 3600 / _MB, 3)
+            out["rss_growth_mb"] = round(by_time.growth / _MB, 3)
+        if by_time.keeps_growing(floor):
+            reasons.append(
+                f"RSS grew {by_time.growth / _MB:.1f} MB over {window_s:g}s after warm-up"
+                f" ({out['rss_slope_mb_per_h']:+.1f} MB/h), in both halves of that time"
+            )
+        else:
+            calm.append(_calm("RSS", by_time, floor, f"over {window_s:g}s after warm-up"))
+    if by_session_ok:
         by_session = _trend([(s.segment, float(s.sessions or 0), float(s.rss)) for s in with_sessions])
         if by_session.slope is not None:
             out["rss_per_1k_sessions_mb"] = round(by_session.slope * 1000 / _MB, 3)
+            leaking = by_session.keeps_growing(floor)
+            out["sessions_released"] = not leaking
+            if leaking:
+                reasons.append(
+                    f"{out['rss_per_1k_sessions_mb']:.2f} MB per 1000 sessions over {opened} sessions"
+                    " after warm-up: what closed sessions held is not reused"
+                )
+            else:
+                calm.append(_calm("RSS", by_session, floor, f"over {opened} sessions after warm-up"))
         fd_points = [
             (s.segment, float(s.sessions or 0), float(s.fds)) for s in with_sessions if s.fds is not None
         ]
         fd_slope = pooled_slope(fd_points)
         if fd_slope is not None:
             out["fds"]["per_1k_sessions"] = round(fd_slope * 1000, 1)
-        if opened >= MIN_SESSIONS and by_session.slope is not None:
-            leaking = by_session.keeps_growing(floor)
-            out["sessions_released"] = not leaking
-            if leaking:
-                reasons.append(
-                    f"{out['rss_per_1k_sessions_mb']:.2f} MB per 1000 sessions over {int(opened)} sessions"
-                    " after warm-up: what closed sessions held is not reused"
-                )
+    # Descriptors are counted, not extrapolated: a steady climb over either window is growth.
     fds = _trend([(s.segment, s.t, float(s.fds)) for s in window if s.fds is not None])
     if fds.keeps_growing(FD_NOISE_FLOOR):
-        reasons.append(f"open descriptors grew by {fds.growth:.0f} over {out['window_s']:g}s after warm-up")
+        reasons.append(f"open descriptors grew by {fds.growth:.0f} over {window_s:g}s after warm-up")
     if reasons:
         out["verdict"] = GROWING
         out["reason"] = "; ".join(reasons)
     else:
         out["verdict"] = STABLE
-        out["reason"] = (
-            f"RSS within {by_time.growth / _MB:+.1f} MB over {out['window_s']:g}s after warm-up"
-            f" (noise floor {floor / _MB:.1f} MB)"
-        )
+        out["reason"] = "; ".join(dict.fromkeys(calm))
     return out
+
+
+def _calm(what: str, trend: _Trend, floor: float, where: str) -> str:
+    """Why a trend is not growth, in words that cannot contradict its figures."""
+    grown = trend.growth / _MB
+    if trend.growth <= floor:
+        return f"{what} changed {grown:+.1f} MB {where}, within the noise floor of {floor / _MB:.1f} MB"
+    return (
+        f"{what} rose {grown:+.1f} MB {where}, but not in both halves of it (a step up, not a steady climb)"
+    )
+
+
+def _to_settle(samples: int, window_s: float, warmup_s: float, sessions: int, per_session: bool) -> str:
+    """Why the verdict is unknown, and what would settle it."""
+    if samples < MIN_POINTS:
+        return (
+            f"{samples} samples after the {warmup_s:g}s warm-up; a verdict needs {MIN_POINTS}"
+            " (sample more often with health.sample_every, shorten health.warmup or run longer)"
+        )
+    have = f"a {window_s:g}s window after the {warmup_s:g}s warm-up"
+    ways = [
+        f"a window of {MIN_SLOPE_WINDOW_S:g}s after warm-up (a run of at least {warmup_s + MIN_SLOPE_WINDOW_S:g}s)"
+    ]
+    if per_session:
+        have += f" and {sessions} sessions opened in it"
+        ways.append(f"{MIN_SESSIONS} sessions opened after warm-up (more load, or workload.churn)")
+    return f"{have}: not enough to tell; it would take " + " or ".join(ways)

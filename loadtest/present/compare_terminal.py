@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from loadtest.analysis.compare.verdicts import IMPROVED, NOT_ENOUGH, REGRESSED, Comparison
-from loadtest.present.format import fmt_ci, fmt_p, fmt_ratio, fmt_value, fmt_verdict, side_summary
+from loadtest.analysis.compare.model import split_target
+from loadtest.analysis.compare.verdicts import IMPROVED, NOT_COMPARABLE, NOT_ENOUGH, REGRESSED, Comparison
+from loadtest.present.format import (
+    METHODS_NOTE,
+    fmt_ci,
+    fmt_p,
+    fmt_ratio,
+    fmt_value,
+    fmt_verdict,
+    settings_line,
+    side_summary,
+)
 from loadtest.present.terminal import Style
+from loadtest.present.wire_diffs import group_differences, render_groups
 
 __all__ = ["render_comparison"]
 
@@ -32,7 +43,8 @@ def render_comparison(comparison: Comparison, style: Style) -> str:
         (style.red if c.regressed else style.green)(c.headline()),
         f"A: {side_summary(c.a.label, len(c.a.runs), c.a.sdks, c.a.clients)}",
         f"B: {side_summary(c.b.label, len(c.b.runs), c.b.sdks, c.b.clients)}",
-        f"minimum effect {c.min_effect:.0%}, significance {c.alpha:g}",
+        *(f"target differs: {t}" for t in split_target(c.warnings)[0]),
+        settings_line(c),
     ]
     for item in c.new_silent:
         lines.append(style.red(f"NEW SILENT FAILURES {item}"))
@@ -59,23 +71,21 @@ def render_comparison(comparison: Comparison, style: Style) -> str:
             text = style.red(text)
         elif row.verdict == IMPROVED and row.metric.gated:
             text = style.green(text)
-        elif row.verdict == NOT_ENOUGH:
+        elif row.verdict in (NOT_ENOUGH, NOT_COMPARABLE):
             text = style.dim(text)
         lines.append(text)
     if c.check_diffs:
         lines.append("")
         lines.append(style.bold("wire-behaviour differences (conformance checks)"))
-        lines.extend(f"  {diff['line']}" for diff in c.check_diffs)
-    if c.warnings:
+        lines.extend(render_groups(group_differences(c.check_diffs)))
+    warnings = split_target(c.warnings)[1]
+    if warnings:
         lines.append("")
-        lines.extend(style.red(f"warning: {w}") for w in c.warnings)
-    methods = sorted({row.method.split(" (")[0] for row in c.rows if row.method})
-    if methods:
-        lines.append(
-            style.dim(
-                "methods: "
-                + "; ".join(methods)
-                + ". thin: one run or a few per side; the spread between runs is not seen."
-            )
-        )
+        lines.extend(style.red(f"warning: {w}") for w in warnings)
+    notes = [row for row in c.rows if row.note and row.verdict not in (NOT_ENOUGH,)]
+    if notes:
+        lines.append("")
+        lines.extend(f"{row.key}: {row.note}" for row in notes)
+    if any(row.method for row in c.rows):
+        lines.append(style.dim(METHODS_NOTE))
     return "\n".join(lines)

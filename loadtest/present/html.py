@@ -11,264 +11,55 @@ let the reader fold the unchanged rows away; the page reads the same without the
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from html import escape
-from pathlib import Path
 from typing import Any
 
-from hdrh.histogram import HdrHistogram
-
-from loadtest.analysis.compare.intervals import percentile_of_buckets
-from loadtest.analysis.compare.model import Run, Side
-from loadtest.analysis.compare.stats import Bucketed
-from loadtest.analysis.compare.verdicts import IMPROVED, NOT_ENOUGH, REGRESSED, Comparison
+from loadtest.analysis.compare.health import HEALTH_OP
+from loadtest.analysis.compare.model import Run, Side, split_target
+from loadtest.analysis.compare.verdicts import (
+    IMPROVED,
+    INCONCLUSIVE,
+    NOT_COMPARABLE,
+    NOT_ENOUGH,
+    REGRESSED,
+    Comparison,
+)
 from loadtest.core.units import format_latency_us
-from loadtest.present.format import fmt_ci, fmt_p, fmt_ratio, fmt_value, fmt_verdict, side_summary
+from loadtest.present.format import (
+    METHODS_NOTE,
+    fmt_ci,
+    fmt_p,
+    fmt_ratio,
+    fmt_value,
+    fmt_verdict,
+    settings_line,
+    side_summary,
+)
+from loadtest.present.html_charts import (
+    NINES_TICKS,
+    chart_keys,
+    nines_points,
+    percentile_charts,
+    sorted_counts,
+    time_charts,
+)
+from loadtest.present.html_page import COLOURS, OP_COLOURS, SideView, page, write_html
 from loadtest.present.svg import Series, line_chart
-from loadtest.present.terminal import summary_rows
+from loadtest.present.terminal import Style, summary_rows, threshold_line, totals_line
+from loadtest.present.wire_diffs import by_cause
 
 __all__ = ["render_html_comparison", "render_html_run", "write_html"]
 
-_COLOURS = ("#1f6fb4", "#e8710a")
-_OP_COLOURS = (
-    "#1f6fb4",
-    "#e8710a",
-    "#2ca02c",
-    "#d62728",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#7f7f7f",
-    "#bcbd22",
-    "#17becf",
-)
-_NINES_MAX = 5.0
-
-_CSS = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1b1f24;max-width:1800px}
-h1{font-size:22px;margin:0 0 6px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #d0d7de;padding-bottom:4px}
-h3{font-size:15px;margin:18px 0 6px}
-.headline{font-size:17px;font-weight:600;padding:8px 12px;border-radius:6px;display:inline-block}
-.bad{background:#ffebe9;color:#a40e26}.good{background:#dafbe1;color:#116329}
-table{border-collapse:collapse;margin:6px 0 12px;font-variant-numeric:tabular-nums}
-th,td{border:1px solid #d0d7de;padding:3px 8px;text-align:right;white-space:nowrap}
-th{background:#f6f8fa}td.l,th.l{text-align:left}
-tr.regressed td{background:#ffebe9}tr.improved td{background:#dafbe1}tr.nodata td{color:#8c959f}
-.charts{display:flex;flex-wrap:wrap;gap:12px}
-svg.chart{background:#fff;border:1px solid #d0d7de;border-radius:6px;font-size:11px}
-svg.chart text{fill:#1b1f24}svg.chart text.t{font-size:13px;font-weight:600}svg.chart text.a{fill:#57606a}
-svg.chart text.n{fill:#8c959f;font-size:14px}svg.chart rect.plot{fill:none;stroke:#8c959f}
-svg.chart line.g{stroke:#eaeef2}
-.silent{background:#ffebe9;border:2px solid #cf222e;padding:8px 12px;border-radius:6px}
-.muted{color:#57606a}code{background:#f6f8fa;padding:1px 4px;border-radius:4px}
-table.wrap td{white-space:normal;max-width:1000px}
-"""
-
-_SCRIPT = """
-(function(){
-  var plots=document.querySelectorAll('svg.chart').length;
-  var box=document.getElementById('only-flagged');
-  if(box){box.addEventListener('change',function(){
-    document.querySelectorAll('#all-metrics tr.unchanged,#all-metrics tr.nodata').forEach(function(r){
-      r.style.display=box.checked?'none':'';});});}
-  document.body.setAttribute('data-plots',String(plots));
-  document.title=document.title+' \\u2014 ready ('+plots+' plots)';
-})();
-"""
-
-
-@dataclass(frozen=True)
-class _SideView:
-    name: str
-    colour: str
-    runs: Sequence[Run]
-
-
-def _page(title: str, body: Sequence[str]) -> str:
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>\n"
-        + "\n".join(body)
-        + f"\n<script>{_SCRIPT}</script>\n</body></html>\n"
-    )
-
-
-def _sorted_counts(encoded: Sequence[str]) -> list[tuple[float, int]]:
-    """Merged (value, count) pairs of HdrHistograms given as base64 strings."""
-    merged: dict[float, int] = {}
-    for text in encoded:
-        try:
-            hist = HdrHistogram.decode(text)
-        except Exception:  # a damaged histogram leaves a gap in a plot, not a crash
-            continue
-        if not hist.get_total_count():
-            continue
-        limit = hist.get_counts_array_index(hist.get_max_value()) + 1
-        for index, count in enumerate(hist.counts[:limit]):
-            if count:
-                value = float(hist.get_highest_equivalent_value(hist.get_value_from_index(index)))
-                merged[value] = merged.get(value, 0) + count
-    return sorted(merged.items())
-
-
-def _nines_points(pairs: Sequence[tuple[float, int]]) -> list[tuple[float, float]]:
-    total = sum(c for _, c in pairs)
-    if total == 0:
-        return []
-    x_max = min(_NINES_MAX, math.log10(total)) if total > 1 else 0.0
-    xs = [i * 0.05 for i in range(int(x_max / 0.05) + 1)]
-    points: list[tuple[float, float]] = []
-    seen, i = 0, 0
-    for x in xs:
-        target = max(1, math.ceil((1 - 10**-x) * total))
-        while i < len(pairs) and seen + pairs[i][1] < target:
-            seen += pairs[i][1]
-            i += 1
-        points.append((x, pairs[min(i, len(pairs) - 1)][0]))
-    points.append((x_max + 0.05 if total > 1 else 0.05, pairs[-1][0]))  # the maximum, at the right end
-    return points
-
-
-_NINES_TICKS = [(0.0, "0%"), (1.0, "90%"), (2.0, "99%"), (3.0, "99.9%"), (4.0, "99.99%"), (5.0, "99.999%")]
-
-
-def _percentile_charts(sides: Sequence[_SideView], keys: Sequence[tuple[str, str]]) -> list[str]:
-    charts = []
-    for transport, op in keys:
-        series = []
-        for side in sides:
-            encoded = [
-                str(stats["hdr"])
-                for run in side.runs
-                if (stats := ((run.transports.get(transport) or {}).get("ops") or {}).get(op))
-                and stats.get("hdr")
-            ]
-            points = _nines_points(_sorted_counts(encoded))
-            series.append(
-                Series(
-                    f"{side.name} ({len(encoded)} run{'s' if len(encoded) != 1 else ''})", side.colour, points
-                )
-            )
-        top = max((x for s in series for x, _ in s.points), default=0.0)
-        ticks = [t for t in _NINES_TICKS if t[0] <= max(top, 1.0)]
-        charts.append(
-            line_chart(
-                f"{transport}/{op}: latency by percentile",
-                series,
-                x_label="percentile (corrected latency; right end: max)",
-                y_label="latency",
-                log_y=True,
-                y_format=format_latency_us,
-                x_ticks=ticks,
-            )
-        )
-    return charts
-
-
-def _per_second(run: Run, transport: str) -> list[tuple[float, float, float, float]]:
-    """(t, calls/s, p50, p99) per interval, all ops merged."""
-    by_start: dict[float, list[Bucketed]] = {}
-    for intervals in run.intervals(transport).values():
-        for interval in intervals:
-            by_start.setdefault(round(interval.start_s, 1), []).append(interval)
-    out = []
-    for start in sorted(by_start):
-        group = by_start[start]
-        merged: dict[int, int] = {}
-        count = 0
-        for interval in group:
-            count += interval.count
-            for bucket, c in interval.buckets:
-                merged[bucket] = merged.get(bucket, 0) + c
-        length = max(i.length_s for i in group)
-        p50, p99 = percentile_of_buckets(merged, count, [0.5, 0.99])
-        out.append((start + length, count / length, p50, p99))
-    return out
-
-
-def _time_charts(sides: Sequence[_SideView], transports: Sequence[str]) -> list[str]:
-    charts = []
-    for transport in transports:
-        latency: list[Series] = []
-        rate: list[Series] = []
-        memory: list[Series] = []
-        for side in sides:
-            for n, run in enumerate(side.runs):
-                first = n == 0
-                rows = _per_second(run, transport)
-                latency.append(
-                    Series(f"{side.name} p99", side.colour, [(t, p99) for t, _, _, p99 in rows], legend=first)
-                )
-                latency.append(
-                    Series(
-                        f"{side.name} p50",
-                        side.colour,
-                        [(t, p50) for t, _, p50, _ in rows],
-                        dashed=True,
-                        legend=first,
-                    )
-                )
-                rate.append(Series(side.name, side.colour, [(t, r) for t, r, _, _ in rows], legend=first))
-                server = (run.transports.get(transport) or {}).get("server") or {}
-                # Seconds from the start of measurement, as the latency plots (warm-up < 0).
-                shift = float((server.get("health") or {}).get("measure_start_s") or 0.0)
-                samples = server.get("samples") or []
-                memory.append(
-                    Series(
-                        side.name,
-                        side.colour,
-                        [
-                            (float(s[0]) - shift, float(s[1]) / 2**20)
-                            for s in samples
-                            if len(s) > 1 and s[1] is not None
-                        ],
-                        legend=first,
-                    )
-                )
-        charts.append(
-            line_chart(
-                f"{transport}: latency per second (all ops)",
-                latency,
-                x_label="seconds",
-                y_label="latency",
-                log_y=True,
-                y_format=format_latency_us,
-            )
-        )
-        charts.append(
-            line_chart(f"{transport}: throughput", rate, x_label="seconds", y_label="calls/s", y_zero=True)
-        )
-        charts.append(
-            line_chart(
-                f"{transport}: server memory (RSS)",
-                memory,
-                x_label="seconds",
-                y_label="MiB",
-                y_format=lambda v: f"{v:g}",
-            )
-        )
-    return charts
-
-
-def _keys(runs: Sequence[Run]) -> tuple[list[str], list[tuple[str, str]]]:
-    transports: dict[str, None] = {}
-    keys: dict[tuple[str, str], None] = {}
-    for run in runs:
-        for transport, section in run.transports.items():
-            transports[transport] = None
-            for op in section.get("ops") or {}:
-                keys[(transport, op)] = None
-    return list(transports), list(keys)
-
 
 def _row_class(verdict: str, gated: bool) -> str:
-    if verdict == NOT_ENOUGH:
+    if verdict in (NOT_ENOUGH, NOT_COMPARABLE):
         return "nodata"
     if not gated:
         return "unchanged"
-    return {REGRESSED: "regressed", IMPROVED: "improved"}.get(verdict, "unchanged")
+    return {REGRESSED: "regressed", IMPROVED: "improved", INCONCLUSIVE: "inconclusive"}.get(
+        verdict, "unchanged"
+    )
 
 
 def _metrics_table(comparison: Comparison, rows: Sequence[Any], table_id: str = "") -> str:
@@ -298,15 +89,16 @@ def _metrics_table(comparison: Comparison, rows: Sequence[Any], table_id: str = 
 def render_html_comparison(comparison: Comparison) -> str:
     """The comparison report as one HTML document."""
     c = comparison
-    sides = [_SideView("A", _COLOURS[0], c.a.runs), _SideView("B", _COLOURS[1], c.b.runs)]
-    transports, keys = _keys([*c.a.runs, *c.b.runs])
+    sides = [SideView("A", COLOURS[0], c.a.runs), SideView("B", COLOURS[1], c.b.runs)]
+    transports, keys = chart_keys([*c.a.runs, *c.b.runs])
     body = [
         "<h1>mcp-loadtest compare</h1>",
         f'<p><span class="headline {"bad" if c.regressed else "good"}">{escape(c.headline())}</span></p>',
         "<ul>",
-        f'<li><b style="color:{_COLOURS[0]}">A</b>: {escape(side_summary(c.a.label, len(c.a.runs), c.a.sdks, c.a.clients))}</li>',
-        f'<li><b style="color:{_COLOURS[1]}">B</b>: {escape(side_summary(c.b.label, len(c.b.runs), c.b.sdks, c.b.clients))}</li>',
-        f"<li>minimum effect {c.min_effect:.0%}, significance {c.alpha:g}; intervals are 95% intervals of B/A</li>",
+        f'<li><b style="color:{COLOURS[0]}">A</b>: {escape(side_summary(c.a.label, len(c.a.runs), c.a.sdks, c.a.clients))}</li>',
+        f'<li><b style="color:{COLOURS[1]}">B</b>: {escape(side_summary(c.b.label, len(c.b.runs), c.b.sdks, c.b.clients))}</li>',
+        *(f"<li><b>target differs</b>: {escape(t)}</li>" for t in split_target(c.warnings)[0]),
+        f"<li>{escape(settings_line(c))}</li>",
         "</ul>",
     ]
     if c.new_silent:
@@ -318,21 +110,36 @@ def render_html_comparison(comparison: Comparison) -> str:
                 + "</li>"
             )
         body.append("</ul></div>")
-    flagged = [row for row in c.rows if row.verdict in (REGRESSED, IMPROVED) and row.metric.gated]
-    flagged.sort(key=lambda row: row.verdict != REGRESSED)
+    order = {REGRESSED: 0, IMPROVED: 1, INCONCLUSIVE: 2, NOT_COMPARABLE: 3}
+    flagged = [row for row in c.rows if row.verdict in order and row.metric.gated]
+    flagged.sort(key=lambda row: order[row.verdict])
     body.append("<h2>Verdicts</h2>")
     body.append(
         _metrics_table(c, flagged)
         if flagged
         else f"<p>No metric changed by {c.min_effect:.0%} or more with significance.</p>"
     )
+    health = [row for row in c.rows if row.op == HEALTH_OP]
+    if health:
+        body.append("<h2>Server health</h2>")
+        body.append(
+            '<p class="muted">Per transport, from the launched server\'s health in each run '
+            "(B − A for figures; figures only from runs with enough data).</p>"
+        )
+        body.append(_metrics_table(c, health))
     if c.check_diffs or c.checks_note:
         body.append("<h2>Wire-behaviour differences (conformance checks)</h2>")
         if c.check_diffs:
             body.append(
                 '<table><thead><tr><th class="l">check</th><th class="l">status A → B</th><th class="l">observed A → B</th></tr></thead><tbody>'
             )
-            for diff in c.check_diffs:
+            causes, single = by_cause(c.check_diffs)
+            for group in causes:
+                body.append(
+                    f'<tr><td class="l">{len(group.ids)} checks</td><td class="l">unchanged</td>'
+                    f'<td class="l">{escape(group.cause)}: {escape(", ".join(group.ids))}</td></tr>'
+                )
+            for diff in single:
                 status = " → ".join(str(s) for s in diff["status"])
                 observed = " → ".join(str(o) if o is not None else "(absent)" for o in diff["observed"])
                 body.append(
@@ -342,23 +149,20 @@ def render_html_comparison(comparison: Comparison) -> str:
         else:
             body.append(f"<p class=muted>{escape(c.checks_note)}.</p>")
     body.append("<h2>Latency distribution</h2>")
-    body.append('<div class="charts">' + "".join(_percentile_charts(sides, keys)) + "</div>")
+    body.append('<div class="charts">' + "".join(percentile_charts(sides, keys)) + "</div>")
     body.append("<h2>Over time</h2>")
     body.append('<p class="muted">One line per run; solid p99, dashed p50.</p>')
-    body.append('<div class="charts">' + "".join(_time_charts(sides, transports)) + "</div>")
+    body.append('<div class="charts">' + "".join(time_charts(sides, transports)) + "</div>")
     body.append("<h2>All metrics</h2>")
     body.append(
         '<label><input type="checkbox" id="only-flagged"> show only regressions, improvements</label>'
     )
     body.append(_metrics_table(c, c.rows, "all-metrics"))
-    if c.warnings:
-        body.append("<h2>Warnings</h2><ul>" + "".join(f"<li>{escape(w)}</li>" for w in c.warnings) + "</ul>")
-    body.append(
-        '<p class="muted">Rank test (Mann-Whitney U) and bootstrap interval over runs; with too few runs for a rank test, '
-        "a block bootstrap over per-second intervals (<i>thin</i>: the spread between runs is not seen). Errors and silent "
-        "failures: Fisher's exact test on counts. <code>max</code> is shown, never gated.</p>"
-    )
-    return _page("mcp-loadtest compare", body)
+    warnings = split_target(c.warnings)[1]
+    if warnings:
+        body.append("<h2>Warnings</h2><ul>" + "".join(f"<li>{escape(w)}</li>" for w in warnings) + "</ul>")
+    body.append(f'<p class="muted">{escape(METHODS_NOTE)}</p>')
+    return page("mcp-loadtest compare", body)
 
 
 def _run_table(document: Mapping[str, Any]) -> str:
@@ -383,7 +187,7 @@ def render_html_run(run: Run) -> str:
     """A single run's report: its table, percentile curves (one colour per op) and time plots."""
     document = run.document
     meta = document.get("meta") or {}
-    transports, keys = _keys([run])
+    transports, keys = chart_keys([run])
     body = [
         f"<h1>mcp-loadtest run: {escape(str((document.get('scenario') or {}).get('name', run.name)))}</h1>",
         f"<p class=muted>{escape(str(run.path))} · started {escape(str(meta.get('started', '?')))} · "
@@ -394,8 +198,8 @@ def render_html_run(run: Run) -> str:
     totals = document.get("totals") or {}
     silent = totals.get("silent_failures", 0)
     body.append(
-        f'<p><span class="headline {"bad" if silent or totals.get("errors") else "good"}">{totals.get("calls", 0)} calls, '
-        f"{totals.get('errors', 0)} errors, {silent} silent failures</span></p>"
+        f'<p><span class="headline {"bad" if silent or totals.get("errors") else "good"}">'
+        f"{escape(totals_line(totals, Style(colour=False)))}</span></p>"
     )
     body.append(_run_table(document))
     thresholds = document.get("thresholds") or []
@@ -404,7 +208,8 @@ def render_html_run(run: Run) -> str:
         for item in thresholds:
             mark = "pass" if item.get("passed") else "<b style='color:#cf222e'>FAIL</b>"
             body.append(
-                f"<li>{mark} <code>{escape(str(item.get('expr')))}</code> measured {escape(str(item.get('value')))}</li>"
+                f"<li>{mark} <code>{escape(str(item.get('expr')))}</code> "
+                f"{escape(threshold_line(item)[len(str(item.get('expr'))) :].strip())}</li>"
             )
         body.append("</ul>")
     body.append("<h2>Latency distribution</h2>")
@@ -413,8 +218,8 @@ def render_html_run(run: Run) -> str:
         series = []
         for n, (t, op) in enumerate(k for k in keys if k[0] == transport):
             stats = (run.transports.get(t) or {}).get("ops", {}).get(op) or {}
-            points = _nines_points(_sorted_counts([str(stats["hdr"])] if stats.get("hdr") else []))
-            series.append(Series(op, _OP_COLOURS[n % len(_OP_COLOURS)], points))
+            points = nines_points(sorted_counts([str(stats["hdr"])] if stats.get("hdr") else []))
+            series.append(Series(op, OP_COLOURS[n % len(OP_COLOURS)], points))
         charts.append(
             line_chart(
                 f"{transport}: latency by percentile",
@@ -423,14 +228,14 @@ def render_html_run(run: Run) -> str:
                 y_label="latency",
                 log_y=True,
                 y_format=format_latency_us,
-                x_ticks=_NINES_TICKS,
+                x_ticks=NINES_TICKS,
             )
         )
     body.append('<div class="charts">' + "".join(charts) + "</div>")
     body.append("<h2>Over time</h2>")
     body.append(
         '<div class="charts">'
-        + "".join(_time_charts([_SideView("run", _COLOURS[0], [run])], transports))
+        + "".join(time_charts([SideView("run", COLOURS[0], [run])], transports))
         + "</div>"
     )
     body.extend(_health_html(run, transports))
@@ -445,7 +250,7 @@ def render_html_run(run: Run) -> str:
                 f"<tr><td class=l><code>{escape(str(check.get('id')))}</code></td><td class=l>{escape(str(check.get('status')))}</td><td class=l>{escape(str(observed))}</td></tr>"
             )
         body.append("</tbody></table>")
-    return _page(f"mcp-loadtest run {run.name}", body)
+    return page(f"mcp-loadtest run {run.name}", body)
 
 
 def _health_rows(health: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -454,15 +259,28 @@ def _health_rows(health: Mapping[str, Any]) -> list[tuple[str, str]]:
     def num(value: Any, fmt: str) -> str:
         return "-" if value is None else format(value, fmt)
 
+    evidence = health.get("evidence") or {}
+    slope_needs = (evidence.get("rss_slope") or {}).get("needs_window_s")
+    sessions_needs = (evidence.get("rss_per_1k_sessions") or {}).get("needs_sessions")
+    slope = (
+        f"{num(health.get('rss_slope_mb_per_h'), '+.2f')} MB/h"
+        if health.get("rss_slope_mb_per_h") is not None or not slope_needs
+        else f"no figure (needs a {slope_needs:g}s window)"
+    )
+    per_1k = (
+        f"{num(health.get('rss_per_1k_sessions_mb'), '+.3f')} MB"
+        if health.get("rss_per_1k_sessions_mb") is not None or not sessions_needs
+        else f"no figure (needs {sessions_needs} sessions)"
+    )
     rows = [
         ("verdict", f"{health.get('verdict', 'unknown')}: {health.get('reason', '')}"),
         (
             "RSS slope after warm-up",
-            f"{num(health.get('rss_slope_mb_per_h'), '+.2f')} MB/h (warm-up {num(health.get('warmup_s'), 'g')}s, window {num(health.get('window_s'), 'g')}s)",
+            f"{slope} (warm-up {num(health.get('warmup_s'), 'g')}s, window {num(health.get('window_s'), 'g')}s)",
         ),
         (
             "RSS per 1000 sessions",
-            f"{num(health.get('rss_per_1k_sessions_mb'), '+.3f')} MB over {num(health.get('sessions_in_window'), 'd')} sessions; released: {health.get('sessions_released')}",
+            f"{per_1k} over {num(health.get('sessions_in_window'), 'd')} sessions; released: {health.get('sessions_released')}",
         ),
         (
             "open descriptors",
@@ -525,7 +343,7 @@ def _health_html(run: Run, transports: Sequence[str]) -> list[str]:
             charts.append(
                 line_chart(
                     f"{transport}: server memory against sessions opened",
-                    [Series("RSS", _COLOURS[0], by_session)],
+                    [Series("RSS", COLOURS[0], by_session)],
                     x_label="sessions opened",
                     y_label="MiB",
                     y_format=lambda v: f"{v:g}",
@@ -540,7 +358,7 @@ def _health_html(run: Run, transports: Sequence[str]) -> list[str]:
         charts.append(
             line_chart(
                 f"{transport}: server descriptors and threads",
-                [Series("open descriptors", _COLOURS[0], fds), Series("threads", _COLOURS[1], threads)],
+                [Series("open descriptors", COLOURS[0], fds), Series("threads", COLOURS[1], threads)],
                 x_label="seconds",
                 y_label="count",
                 y_zero=True,
@@ -553,7 +371,7 @@ def _health_html(run: Run, transports: Sequence[str]) -> list[str]:
                 [
                     Series(
                         "generator",
-                        _COLOURS[0],
+                        COLOURS[0],
                         [(float(t) - shift, float(rss) / 2**20) for t, rss in generator],
                     )
                 ],
@@ -564,10 +382,6 @@ def _health_html(run: Run, transports: Sequence[str]) -> list[str]:
         )
     body.append('<div class="charts">' + "".join(charts) + "</div>")
     return body
-
-
-def write_html(text: str, path: Path) -> None:
-    path.write_text(text, encoding="utf-8")
 
 
 def side_label(side: Side) -> str:

@@ -1,7 +1,8 @@
 """The comparison as JUnit XML: one test case per gated metric, for CI test-report views.
 
-A regression is a ``<failure>``, "not enough data" is ``<skipped>``, new silent failures fail
-the op's ``silent failures`` case whatever the statistics say.
+A regression is a ``<failure>``; "not enough data", "not comparable" and "inconclusive" (a
+change the evidence cannot settle, which never fails) are ``<skipped>``; new silent failures
+fail the op's ``silent failures`` case whatever the statistics say.
 """
 
 from __future__ import annotations
@@ -9,17 +10,26 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from loadtest.analysis.compare.verdicts import NOT_ENOUGH, REGRESSED, Comparison
+from loadtest.analysis.compare.verdicts import (
+    INCONCLUSIVE,
+    METHOD,
+    NOT_COMPARABLE,
+    NOT_ENOUGH,
+    REGRESSED,
+    Comparison,
+)
 from loadtest.present.format import fmt_ci, fmt_p, fmt_ratio, fmt_value, fmt_verdict
 
 __all__ = ["render_junit", "write_junit_report"]
+
+_SKIPPED = (NOT_ENOUGH, NOT_COMPARABLE, INCONCLUSIVE)
 
 
 def render_junit(comparison: Comparison, *, suite: str = "mcp-loadtest compare") -> str:
     c = comparison
     gated = [row for row in c.rows if row.metric.gated]
     failures = sum(1 for row in gated if row.verdict == REGRESSED)
-    skipped = sum(1 for row in gated if row.verdict == NOT_ENOUGH)
+    skipped = sum(1 for row in gated if row.verdict in _SKIPPED)
     root = ET.Element("testsuites", name=suite, tests=str(len(gated)), failures=str(failures), errors="0")
     suite_el = ET.SubElement(
         root,
@@ -36,6 +46,8 @@ def render_junit(comparison: Comparison, *, suite: str = "mcp-loadtest compare")
         ("b", c.b.label),
         ("min_effect", f"{c.min_effect:g}"),
         ("alpha", f"{c.alpha:g}"),
+        ("method", METHOD),
+        ("evidence", c.evidence_line()),
     ):
         ET.SubElement(properties, "property", name=name, value=value)
     silent_by_op = {(item.transport, item.op): item for item in c.new_silent}
@@ -54,7 +66,7 @@ def render_junit(comparison: Comparison, *, suite: str = "mcp-loadtest compare")
             failure.text = (
                 summary + (f"\nnew silent failures: {item}" if item else "") + f"\nmethod: {row.method}"
             )
-        elif row.verdict == NOT_ENOUGH:
+        elif row.verdict in _SKIPPED:
             ET.SubElement(case, "skipped", message=summary)
         else:
             ET.SubElement(case, "system-out").text = summary

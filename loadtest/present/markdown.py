@@ -9,14 +9,34 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from loadtest.analysis.compare.verdicts import IMPROVED, NOT_ENOUGH, REGRESSED, Comparison, Row
-from loadtest.present.format import fmt_ci, fmt_p, fmt_ratio, fmt_value, fmt_verdict, side_summary
+from loadtest.analysis.compare.health import HEALTH_OP
+from loadtest.analysis.compare.model import split_target
+from loadtest.analysis.compare.verdicts import (
+    IMPROVED,
+    INCONCLUSIVE,
+    NOT_COMPARABLE,
+    NOT_ENOUGH,
+    REGRESSED,
+    Comparison,
+    Row,
+)
+from loadtest.present.format import (
+    METHODS_NOTE,
+    fmt_ci,
+    fmt_p,
+    fmt_ratio,
+    fmt_value,
+    fmt_verdict,
+    settings_line,
+    side_summary,
+)
+from loadtest.present.wire_diffs import by_cause
 
 __all__ = ["MAX_BYTES", "render_markdown"]
 
 #: GitHub refuses step summaries and comments above 1 MiB; keep a margin.
 MAX_BYTES = 1_000_000
-_ICON = {REGRESSED: "🔴", IMPROVED: "🟢", NOT_ENOUGH: "⚪"}
+_ICON = {REGRESSED: "🔴", IMPROVED: "🟢", INCONCLUSIVE: "🟡", NOT_ENOUGH: "⚪", NOT_COMPARABLE: "⚪"}
 
 
 def _cell(text: str) -> str:
@@ -45,6 +65,18 @@ def _table(rows: Iterable[Row]) -> list[str]:
     return lines
 
 
+def _health_section(rows: list[Row]) -> list[str]:
+    return [
+        "### Server health",
+        "",
+        "Per transport, from the launched server's health in each run (B − A for figures; "
+        "figures only from runs with enough data).",
+        "",
+        *_table(rows),
+        "",
+    ]
+
+
 def render_markdown(comparison: Comparison, *, max_bytes: int = MAX_BYTES) -> str:
     """The markdown report (deterministic: no clock, stable order, fixed number formats)."""
     c = comparison
@@ -56,7 +88,8 @@ def render_markdown(comparison: Comparison, *, max_bytes: int = MAX_BYTES) -> st
         "",
         f"- **A**: {_cell(side_summary(c.a.label, len(c.a.runs), c.a.sdks, c.a.clients))}",
         f"- **B**: {_cell(side_summary(c.b.label, len(c.b.runs), c.b.sdks, c.b.clients))}",
-        f"- minimum effect {c.min_effect:.0%}, significance {c.alpha:g}, 95% intervals of B/A",
+        *(f"- **target differs**: {_cell(t)}" for t in split_target(c.warnings)[0]),
+        f"- {settings_line(c)}",
         "",
     ]
     if c.new_silent:
@@ -66,21 +99,33 @@ def render_markdown(comparison: Comparison, *, max_bytes: int = MAX_BYTES) -> st
             lines.append(f"- **{_cell(str(item))}**")
             lines.extend(f"  - `{_cell(example)}`" for example in item.examples)
         lines.append("")
+    health = [row for row in c.rows if row.op == HEALTH_OP]
+    if health and c.health_changes:
+        # A change in server health leads: a leak matters more than a latency percentile.
+        lines.extend(_health_section(health))
     lines.append("### Verdicts")
     lines.append("")
-    flagged = [row for row in c.rows if row.verdict in (REGRESSED, IMPROVED) and row.metric.gated]
-    flagged.sort(key=lambda row: row.verdict != REGRESSED)
+    order = {REGRESSED: 0, IMPROVED: 1, INCONCLUSIVE: 2, NOT_COMPARABLE: 3}
+    flagged = [row for row in c.rows if row.verdict in order and row.metric.gated]
+    flagged.sort(key=lambda row: order[row.verdict])
     if flagged:
         lines.extend(_table(flagged))
     else:
         lines.append(f"No metric changed by {c.min_effect:.0%} or more with significance.")
     lines.append("")
+    if health and not c.health_changes:
+        lines.extend(_health_section(health))
     if c.check_diffs:
         lines.append("### Wire-behaviour differences (conformance checks)")
         lines.append("")
         lines.append("| check | status A → B | observed A → B |")
         lines.append("|---|---|---|")
-        for diff in c.check_diffs:
+        causes, single = by_cause(c.check_diffs)
+        for group in causes:
+            lines.append(
+                f"| {len(group.ids)} checks | unchanged | {_cell(group.cause)}: {_cell(', '.join(group.ids))} |"
+            )
+        for diff in single:
             status = " → ".join(str(s) for s in diff["status"])
             observed = " → ".join(str(o) if o is not None else "(absent)" for o in diff["observed"])
             lines.append(f"| `{_cell(diff['id'])}` | {_cell(status)} | {_cell(observed)} |")
@@ -88,10 +133,11 @@ def render_markdown(comparison: Comparison, *, max_bytes: int = MAX_BYTES) -> st
     elif c.checks_note:
         lines.append(f"Conformance checks: {c.checks_note}.")
         lines.append("")
-    if c.warnings:
+    warnings = split_target(c.warnings)[1]
+    if warnings:
         lines.append("### Warnings")
         lines.append("")
-        lines.extend(f"- {_cell(w)}" for w in c.warnings)
+        lines.extend(f"- {_cell(w)}" for w in warnings)
         lines.append("")
     head = "\n".join(lines)
     all_rows = _table(c.rows)
@@ -99,9 +145,7 @@ def render_markdown(comparison: Comparison, *, max_bytes: int = MAX_BYTES) -> st
         "",
         "</details>",
         "",
-        "<sub>Rank test (Mann-Whitney U) and bootstrap interval over runs; with too few runs for a rank test, "
-        "a block bootstrap over per-second intervals (*thin*: the spread between runs is not seen). "
-        "Errors and silent failures: Fisher's exact test on counts. `max` is shown, never gated.</sub>",
+        f"<sub>{METHODS_NOTE}</sub>",
         "",
     ]
     body = ["<details><summary>All metrics</summary>", ""]

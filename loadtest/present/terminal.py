@@ -129,10 +129,13 @@ def render_summary(run: Mapping[str, Any], style: Style) -> str:
         setup = sessions.get("setup_latency_us", {})
         version = section.get("negotiated_protocol_version") or "?"
         server = section.get("server") or {}
+        chosen_by = section.get("protocol_chosen_by")
         parts = [
-            f"{transport}: protocol {version}",
+            f"{transport}: protocol {version}" + (f" (by {chosen_by})" if chosen_by else ""),
             f"sessions {sessions.get('opened', 0)} opened, {sessions.get('failed', 0)} failed",
         ]
+        for op, why in (section.get("skipped_ops") or {}).items():
+            parts.append(f"{op} not sent ({why})")
         if setup.get("p50") is not None and sessions.get("opened"):
             parts.append(f"set-up p50 {format_latency_us(setup['p50'])}")
         if server.get("rss_peak_bytes"):
@@ -171,18 +174,44 @@ def render_summary(run: Mapping[str, Any], style: Style) -> str:
         lines.append(style.bold("thresholds"))
         for item in thresholds:
             mark = style.green("pass") if item.get("passed") else style.red("FAIL")
-            where = f" (worst: {item['scope']})" if item.get("scope") else ""
-            reason = f" — {item['reason']}" if item.get("reason") else ""
-            lines.append(f"  {mark}  {item['expr']}  measured {_value(item.get('value'))}{where}{reason}")
-    totals = run.get("totals") or {}
+            lines.append(f"  {mark}  {threshold_line(item)}")
     lines.append("")
-    lines.append(
-        f"{totals.get('calls', 0)} calls, {totals.get('errors', 0)} errors, "
-        + (style.red if totals.get("silent_failures") else style.green)(
-            f"{totals.get('silent_failures', 0)} silent failures"
-        )
-    )
+    lines.append(totals_line(run.get("totals") or {}, style))
     return "\n".join(lines)
+
+
+def threshold_line(item: Mapping[str, Any]) -> str:
+    """``p99 < 1s  measured 12.3 (worst: http/echo)``; ``no data`` when nothing was measured."""
+    value = item.get("value")
+    reason = str(item.get("reason") or "")
+    if value is None and reason.startswith("no data"):
+        return f"{item.get('expr')}  {reason}"
+    measured = "no data" if value is None else f"measured {_value(value)}"
+    where = f" (worst: {item['scope']})" if item.get("scope") else ""
+    return f"{item.get('expr')}  {measured}{where}" + (f" — {reason}" if reason else "")
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{part / whole:.2%}" if whole else "-"
+
+
+def totals_line(totals: Mapping[str, Any], style: Style) -> str:
+    """The run in one line, in the thresholds' words: errors (loud), silent failures, both.
+
+    Unattributed failures (answers no request was waiting for) are in ``totals`` already; a
+    rate over zero calls is ``-``, never ``0%``.
+    """
+    calls = int(totals.get("calls", 0))
+    errors = int(totals.get("errors", 0))
+    silent = int(totals.get("silent_failures", 0))
+    text = (
+        f"{calls} calls, {errors} errors (error_rate {_percent(errors, calls)}), "
+        f"{silent} silent failures (silent_rate {_percent(silent, calls)}), "
+        f"failure_rate {_percent(errors + silent, calls)}"
+    )
+    if not calls:
+        return style.red(text + ": nothing was measured")
+    return (style.red if silent else style.green)(text)
 
 
 def _under_test(meta: Mapping[str, Any]) -> str | None:
@@ -191,13 +220,19 @@ def _under_test(meta: Mapping[str, Any]) -> str | None:
     if not isinstance(client, Mapping):
         return None
     target = meta.get("target") or {}
-    sdk = (target.get("sdk") or {}).get("version")
+    sdk = target.get("sdk") or {}
     server = {
         "reference": "the reference server",
         "command": "the server command",
         "url": str(target.get("url")),
     }.get(str(target.get("kind")), "the target")
-    server += f" on mcp {sdk}" if sdk else ""
+    if sdk.get("version"):
+        server += f" on {sdk.get('name') or 'mcp'} {sdk['version']}"
+    elif target.get("sdk_source") == "unknown":
+        # Never the tester's own mcp: say what the server said it is instead.
+        info = target.get("server_info") or {}
+        named = " ".join(str(info[k]) for k in ("name", "version") if info.get(k))
+        server += f" (SDK unknown; serverInfo: {named})" if named else " (SDK unknown; no serverInfo)"
     if client.get("kind") != "sdk":
         return f"under test: {server}; calls made by the built-in wire-level client"
     workers = client.get("workers", 1)

@@ -22,6 +22,7 @@ import anyio
 from loadtest import __version__
 from loadtest.core.aio import call_later, task_group
 from loadtest.core.errors import TargetError
+from loadtest.core.names import DEFAULT_REQUEST_TIMEOUT_S
 from loadtest.protocol.transports.base import (
     LATEST_PROTOCOL_VERSION,
     PROTOCOL_VERSIONS,
@@ -30,6 +31,7 @@ from loadtest.protocol.transports.base import (
     Received,
     TransportError,
 )
+from loadtest.protocol.versions import ChosenBy, result_problem, with_envelope
 
 #: Bits of a request id that count requests within one session (16M requests per session).
 _SEQ_BITS = 24
@@ -39,7 +41,6 @@ _session_numbers = itertools.count(1)
 #: Bounded, so that a session open for hours keeps constant memory; an answer later than this
 #: many others is classified as if its request were unknown.
 _REMEMBERED = 4096
-DEFAULT_REQUEST_TIMEOUT_S = 30.0
 
 
 def number_sessions(first: int, step: int = 1) -> None:
@@ -97,12 +98,15 @@ class Anomaly:
 
 @dataclass(frozen=True, slots=True)
 class ServerHello:
-    """What the server said in answer to ``initialize``."""
+    """What the server said in answer to ``initialize`` (or ``server/discover``, 2026-07-28+)."""
 
     protocol_version: str
     server_info: dict[str, Any]
     capabilities: dict[str, Any]
     latency_ns: int
+    #: How the version was chosen; the versions ``server/discover`` listed (if it was asked).
+    chosen_by: ChosenBy = "initialize"
+    supported_versions: tuple[str, ...] = ()
 
 
 class _Waiter:
@@ -145,16 +149,16 @@ class Session:
     #: Requests the transport failed loudly: an answer that still comes is no duplicate.
     _failed: dict[int, None] = field(default_factory=dict)
     _closed: CallError | None = None
+    #: Stateless (2026-07-28+) sessions: the ``_meta`` of every request; answers are checked.
+    envelope: dict[str, Any] | None = None
 
     @property
     def closed(self) -> CallError | None:
         """Why the channel closed under this session (server gone, stream ended), if it did."""
         return self._closed
 
-    @property
-    def ended(self) -> CallError | None:
-        """Why this session can carry no more calls, if so (the ``ClientSession`` protocol)."""
-        return self._closed
+    #: Why this session can carry no more calls, if so (the ``ClientSession`` protocol).
+    ended = closed
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -183,6 +187,8 @@ class Session:
         if progress:
             params = dict(params or {})
             params["_meta"] = {**params.get("_meta", {}), "progressToken": request_id}
+        if self.envelope is not None:
+            params = with_envelope(params, self.envelope)
         if params is not None:
             message["params"] = params
         outcome = Outcome(method, request_id, time.perf_counter_ns())
@@ -239,7 +245,7 @@ class Session:
         )
         if outcome.error is not None:
             error = outcome.error
-            url = self.channel.info.get("url")
+            url = self.channel.info.url
             if url is not None and error.kind == "connection":
                 raise TargetError(f"cannot reach {url}: {error.detail}")
             where = f" ({url})" if url is not None else ""
@@ -306,6 +312,8 @@ class Session:
         outcome.nbytes = nbytes
         if "result" in message:
             outcome.result = message["result"]
+            if self.envelope is not None and (problem := result_problem(outcome.method, outcome.result)):
+                outcome.error = CallError("malformed", problem, silent=True)
         elif isinstance(error := message.get("error"), dict):
             outcome.error = CallError(
                 f"jsonrpc_{error.get('code')}", str(error.get("message", ""))[:300], silent=False

@@ -23,8 +23,6 @@ from loadtest.proxy.faults import (
     FaultSpec,
     InjectionLog,
     Schedule,
-    Tracked,
-    Tracker,
     alter_position,
     altered,
     expectation,
@@ -32,6 +30,7 @@ from loadtest.proxy.faults import (
     now,
     swap_key,
 )
+from loadtest.proxy.tracking import Tracked, Tracker
 
 #: Faults that apply to responses (as opposed to notifications).
 _RESPONSE_FAULTS = frozenset(

@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from loadtest.core.aio import task_group
+from loadtest.core.aio import open_pipes, read_lines, task_group
 from loadtest.core.errors import UsageError
 from loadtest.proxy.engine import Injector, Sink
 from loadtest.proxy.faults import FaultSpec, InjectionLog
@@ -39,7 +39,6 @@ class _Pipe:
 
     @classmethod
     async def open(cls) -> _Pipe:
-        loop = asyncio.get_running_loop()
         # Our own copies of the client's pipe ends; fds 0 and 1 then point at /dev/null, so
         # that closing the copy is a real end-of-file for the client (close_stream, reset).
         fd_in, fd_out = os.dup(0), os.dup(1)
@@ -47,16 +46,11 @@ class _Pipe:
         os.dup2(devnull, 0)
         os.dup2(devnull, 1)
         os.close(devnull)
-        reader = asyncio.StreamReader(limit=1 << 30)
         try:
-            await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd_in, "rb"))
-            transport, protocol = await loop.connect_write_pipe(
-                asyncio.streams.FlowControlMixin, os.fdopen(fd_out, "wb")
-            )
+            pipes = await open_pipes(os.fdopen(fd_in, "rb"), os.fdopen(fd_out, "wb"), limit=1 << 30)
         except ValueError as exc:
             raise UsageError(f"proxy --stdio: stdin and stdout must be pipes ({exc})") from None
-        writer = asyncio.StreamWriter(transport, protocol, None, loop)
-        return cls(reader, writer)
+        return cls(pipes.reader, pipes.writer)
 
 
 class _StdoutSink(Sink):
@@ -175,27 +169,16 @@ async def _downstream(process: anyio.abc.Process, injector: Injector, sink: _Std
     """Server lines to the client, through the injector, until the server's stdout ends."""
     stdout = process.stdout
     assert stdout is not None
-    buf = bytearray()
-    scan = 0
-    while True:
-        try:
-            chunk = await stdout.receive(_CHUNK)
-        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
-            break
-        buf += chunk
-        start = 0
-        while (nl := buf.find(b"\n", scan)) >= 0:
-            if nl > start:
-                await injector.deliver(_SCOPE, bytes(buf[start:nl]), sink)
-            start = scan = nl + 1
-        if start:
-            del buf[:start]
-        scan = len(buf)
-    if buf:
+
+    async def line(data: memoryview) -> None:
+        await injector.deliver(_SCOPE, bytes(data), sink)
+
+    rest = await read_lines(stdout, line)
+    if rest:
         # The server's last line had no newline: pass it on as it was, unterminated.
         async with sink._lock:
             with contextlib.suppress(ConnectionError, RuntimeError):
-                sink.pipe.writer.write(bytes(buf))
+                sink.pipe.writer.write(rest)
                 await sink.pipe.writer.drain()
 
 

@@ -1,7 +1,10 @@
-"""The results directory: where a run goes, what run.json holds, and reading it back.
+"""The results directory: where a run goes, writing run.json and reading it back.
 
-run.json is a contract (DESIGN.md, "Results"): self-describing through ``schema``, written
-atomically so that a reader (or an interrupted run) never sees half a file.
+run.json is a contract (README, "Results"): self-describing through ``schema``, written
+atomically so that a reader (or an interrupted run) never sees half a file. Its shape is
+:class:`~loadtest.results.model.RunDocument`; :func:`write_run` is the one writer,
+:func:`load_run` (as JSON) and :func:`read_run` (typed) the one reader, migrating older
+versions on the way in.
 """
 
 from __future__ import annotations
@@ -16,15 +19,13 @@ import tempfile
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
 from loadtest.core.errors import UsageError
-
-SCHEMA = "mcp-loadtest/run/1"
-RUN_FILE = "run.json"
-REDACTED = "<redacted>"
+from loadtest.core.names import REDACTED, RUN_FILE
+from loadtest.results.model import SCHEMA, RunDocument, Totals, TransportSection, migrate
 
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 # Words of a key (split at non-alphanumerics and camelCase humps) that mark it as secret.
@@ -80,19 +81,24 @@ def _cpu_model() -> str:
 
 
 def environment() -> dict[str, Any]:
-    """Where this run happens: host, os, python, cpu model, cores and a machine fingerprint.
+    """Where this run happens: host, os, kernel, python, cpu model, cores and a machine fingerprint.
 
-    ``machine_fingerprint`` (16 hex digits) changes with the cpu model, core count, kernel or
-    Python implementation; ``compare`` refuses to put runs from different machines side by side.
+    ``machine_fingerprint`` (16 hex digits) covers what must match for two runs to be compared:
+    the CPU model, the core count and the Python implementation and version (major.minor: the
+    software the SDK under test runs on). The kernel release is recorded (``kernel``) but left
+    out: hosted CI runners update kernels between nights, and ``compare`` only warns about it.
+    ``compare`` checks the facts themselves, so runs written with the older fingerprint (which
+    had the kernel in it) still compare.
     """
     cpu = _cpu_model()
     cores = os.cpu_count()
-    kernel = f"{platform.system()} {platform.release()}"
     impl = platform.python_implementation()
-    fingerprint = hashlib.sha256(f"{cpu}|{cores}|{kernel}|{impl}".encode()).hexdigest()[:16]
+    python_minor = ".".join(platform.python_version_tuple()[:2])
+    fingerprint = hashlib.sha256(f"{cpu}|{cores}|{impl}|{python_minor}".encode()).hexdigest()[:16]
     return {
         "host": socket.gethostname(),
         "os": platform.platform(),
+        "kernel": platform.release(),
         "python": platform.python_version(),
         "python_implementation": impl,
         "cpu_model": cpu,
@@ -142,28 +148,35 @@ def build_run(
     thresholds: list[Any],
     checks: list[Any] | None = None,
 ) -> dict[str, Any]:
-    """The run document, keys in contract order; ``checks`` only when conformance ran."""
-    run: dict[str, Any] = {
-        "schema": SCHEMA,
-        "meta": dict(meta),
-        "scenario": dict(scenario),
-        "transports": dict(transports),
-        "totals": dict(totals),
-        "thresholds": list(thresholds),
+    """The run document as JSON, keys in contract order; ``checks`` only when conformance ran.
+
+    ``transports`` may hold typed sections or their JSON.
+    """
+    sections = {
+        name: section if isinstance(section, TransportSection) else TransportSection.from_json(section)
+        for name, section in transports.items()
     }
-    if checks is not None:
-        run["checks"] = list(checks)
-    return run
+    document = RunDocument(
+        meta=cast(Any, dict(meta)),
+        scenario=dict(scenario),
+        transports=sections,
+        totals=cast(Totals, dict(totals)),
+        thresholds=list(thresholds),
+        checks=None if checks is None else list(checks),
+    )
+    return document.to_json()
 
 
-def write_run(directory: Path, run: Mapping[str, Any]) -> Path:
-    """Write ``run`` as ``directory/run.json``, atomically; returns the file's path.
+def write_run(directory: Path, run: RunDocument | Mapping[str, Any]) -> Path:
+    """Write ``run`` (typed, or its JSON) as ``directory/run.json``, atomically; returns the path.
 
     ``schema`` goes first whatever ``run`` says. The temporary file is in the same directory
     (``os.replace`` is atomic only within one filesystem) and is fsynced before the rename,
     so a crash leaves either the old file or the new one, never a torn one.
     """
     directory.mkdir(parents=True, exist_ok=True)
+    if isinstance(run, RunDocument):
+        run = run.to_json()
     document = {"schema": SCHEMA, **{k: v for k, v in run.items() if k != "schema"}}
     data = orjson.dumps(
         document, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
@@ -192,7 +205,10 @@ def write_run(directory: Path, run: Mapping[str, Any]) -> Path:
 
 
 def load_run(dir_or_file: Path) -> dict[str, Any]:
-    """Read a run.json (given it or its directory); :class:`UsageError` if it is not a run."""
+    """Read a run.json (given it or its directory) as JSON, migrated to the current schema.
+
+    :class:`UsageError` (one line naming the file) if it is not a run, or a newer one.
+    """
     path = dir_or_file / RUN_FILE if dir_or_file.is_dir() else dir_or_file
     try:
         data = path.read_bytes()
@@ -205,12 +221,15 @@ def load_run(dir_or_file: Path) -> dict[str, Any]:
         run = orjson.loads(data)
     except orjson.JSONDecodeError as e:
         raise UsageError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(run, dict) or "schema" not in run:
-        raise UsageError(f"{path}: not an mcp-loadtest run (no 'schema' key)")
-    schema = run["schema"]
-    if schema != SCHEMA:
-        raise UsageError(f"{path}: unsupported schema {schema!r}; this version reads {SCHEMA!r}")
-    return run
+    if not isinstance(run, dict):
+        raise UsageError(f"{path}: not an mcp-loadtest run (not a JSON object)")
+    return migrate(run, str(path))
+
+
+def read_run(dir_or_file: Path) -> RunDocument:
+    """:func:`load_run`, typed."""
+    path = dir_or_file / RUN_FILE if dir_or_file.is_dir() else dir_or_file
+    return RunDocument.from_json(load_run(dir_or_file), str(path))
 
 
 __all__ = [
@@ -220,6 +239,7 @@ __all__ = [
     "build_run",
     "environment",
     "load_run",
+    "read_run",
     "redact_env",
     "run_dir",
     "write_run",

@@ -10,8 +10,10 @@ Lines, told apart by their keys:
 * the first: ``{"schema": "mcp-loadtest/health/1", "transport", "started" (UTC ISO),
   "sample_every_s", "warmup_s", "per_session"}``;
 * samples: ``{"t", "rss", "cpu", "fds", "threads", "sessions", "seg", "gen_rss", "gen_cpu",
-  "ops": {op: [count, ok, {error kind: n}, {silent kind: n}]}}``, server fields ``null`` while no server process
-  is watched; ``t`` is seconds since the transport began, as for events;
+  "ops": {op: [count, ok, {error kind: n}, {silent kind: n}, bytes_in, bytes_out, out_of_range,
+  (silent_examples, error_examples)]}}`` (the examples only when they changed; logs written
+  before bytes were logged have the first four only), server fields ``null`` while no server
+  process is watched; ``t`` is seconds since the transport began, as for events;
 * events: ``{"t", "at" (UTC ISO), "event", "detail"}``: ``measuring`` (warm-up over),
   ``attach`` (a server process is watched), ``crash``, ``hang``, ``restart``,
   ``restart_failed``, ``idle`` (the load stopped).

@@ -14,36 +14,38 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hdrh.histogram import HdrHistogram
-from hdrh.log import HistogramLogReader
-
 from loadtest.core.errors import UsageError
+from loadtest.core.names import HLOG_SUFFIX
 from loadtest.measure.health import Sample
 from loadtest.measure.health_section import health_section
-from loadtest.measure.metrics import (
-    HIGHEST_US,
-    LOWEST_US,
-    SIGNIFICANT_DIGITS,
-    UNCORRECTED_SUFFIX,
-    encode_histogram,
-    latency_summary,
-    new_histogram,
-)
-from loadtest.results.document import SCHEMA
+from loadtest.measure.histograms import encode_histogram, new_histogram
+from loadtest.measure.hlog import hlog_path, read_hlog
 from loadtest.results.health_log import HealthRecord, health_log_path, read_health_log
+from loadtest.results.model import (
+    Generator,
+    Latency,
+    OpSummary,
+    RunDocument,
+    Server,
+    Sessions,
+    TransportSection,
+    totals_of,
+)
 
-__all__ = ["PARTIAL_NOTE", "can_rebuild", "rebuild_run"]
+__all__ = ["PARTIAL_NOTE", "can_rebuild", "rebuild_document", "rebuild_run"]
 
 PARTIAL_NOTE = "no run.json: the run did not finish; rebuilt from its interval and health logs"
 
 
 def can_rebuild(directory: Path) -> bool:
     """Whether ``directory`` holds a run's logs (interval or health logs)."""
-    return directory.is_dir() and (any(directory.glob("*.hlog")) or any(directory.glob("health-*.jsonl")))
+    return directory.is_dir() and (
+        any(directory.glob(f"*{HLOG_SUFFIX}")) or any(directory.glob("health-*.jsonl"))
+    )
 
 
 def _transports(directory: Path) -> list[str]:
-    names = {path.stem for path in directory.glob("*.hlog")}
+    names = {path.stem for path in directory.glob(f"*{HLOG_SUFFIX}")}
     names |= {path.stem.removeprefix("health-") for path in directory.glob("health-*.jsonl")}
     return sorted(names)
 
@@ -51,59 +53,63 @@ def _transports(directory: Path) -> list[str]:
 def _read_hlog(path: Path) -> tuple[dict[str, tuple[Any, Any]], float]:
     """Per op tag, its merged (corrected, uncorrected) histograms; and the seconds covered."""
     out: dict[str, tuple[Any, Any]] = {}
-    if not path.is_file():
-        return out, 0.0
-    reader = HistogramLogReader(str(path), HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS))
     first: float | None = None
     last = 0.0
-    try:
-        while True:
-            try:
-                interval = reader.get_next_interval_histogram()
-            except (ValueError, TypeError):  # the torn last line of a killed run
-                break
-            if interval is None:
-                break
-            tag = interval.get_tag() or ""
-            op, uncorrected = tag, False
-            if tag.endswith(UNCORRECTED_SUFFIX):
-                op, uncorrected = tag[: -len(UNCORRECTED_SUFFIX)], True
-            pair = out.setdefault(op, (new_histogram(), new_histogram()))
-            if interval.get_total_count():
-                pair[1 if uncorrected else 0].add(interval)
-            start = interval.get_start_time_stamp() / 1000
-            first = start if first is None else min(first, start)
-            last = max(last, interval.get_end_time_stamp() / 1000)
-    finally:
-        reader.close()
+    for interval in read_hlog(path):
+        pair = out.setdefault(interval.op, (new_histogram(), new_histogram()))
+        if interval.histogram.get_total_count():
+            pair[1 if interval.uncorrected else 0].add(interval.histogram)
+        first = interval.start_s if first is None else min(first, interval.start_s)
+        last = max(last, interval.end_s)
     return out, (last - first) if first is not None else 0.0
 
 
+def _examples(samples: Sequence[Mapping[str, Any]]) -> dict[str, tuple[Any, Any]]:
+    """Per op, the (silent, error) examples last logged: entries carry them only on change."""
+    out: dict[str, tuple[Any, Any]] = {}
+    for sample in samples:
+        for name, entry in (sample.get("ops") or {}).items():
+            if isinstance(entry, list) and len(entry) >= 9:
+                out[name] = (entry[7], entry[8])
+    return out
+
+
 def _ops(
-    histograms: Mapping[str, tuple[Any, Any]], counters: Mapping[str, Any], measured_s: float
-) -> dict[str, Any]:
-    ops: dict[str, Any] = {}
+    histograms: Mapping[str, tuple[Any, Any]],
+    counters: Mapping[str, Any],
+    examples: Mapping[str, tuple[Any, Any]],
+    measured_s: float,
+) -> dict[str, OpSummary]:
+    ops: dict[str, OpSummary] = {}
     for name in [*histograms, *(n for n in counters if n not in histograms)]:
         corrected, uncorrected = histograms.get(name) or (new_histogram(), new_histogram())
         counted = counters.get(name)
-        if isinstance(counted, list) and len(counted) == 4:
-            count, ok, errors, silent = counted
+        bytes_in = bytes_out = out_of_range = 0
+        if isinstance(counted, list) and len(counted) >= 4:
+            count, ok, errors, silent = counted[:4]
+            if len(counted) >= 7:
+                bytes_in, bytes_out, out_of_range = counted[4:7]
         else:
             # No counters logged: the answered calls are all that is known.
             count = ok = int(corrected.get_total_count())
             errors, silent = {}, {}
-        ops[name] = {
-            "count": count,
-            "ok": ok,
-            "errors": dict(errors),
-            "silent": dict(silent),
-            "latency_us": latency_summary(corrected),
-            "hdr": encode_histogram(corrected),
-            "hdr_uncorrected": encode_histogram(uncorrected),
-            "rate": round(count / measured_s, 3) if measured_s > 0 else 0.0,
-            "silent_examples": {},
-            "hlog_tag": name,
-        }
+        silent_examples, error_examples = examples.get(name, ({}, {}))
+        ops[name] = OpSummary(
+            count=count,
+            ok=ok,
+            errors=dict(errors),
+            silent=dict(silent),
+            latency_us=Latency.of(corrected),
+            hdr=encode_histogram(corrected),
+            hdr_uncorrected=encode_histogram(uncorrected),
+            bytes_in=bytes_in,
+            bytes_out=bytes_out,
+            rate=round(count / measured_s, 3) if measured_s > 0 else 0.0,
+            out_of_range=out_of_range,
+            silent_examples=dict(silent_examples),
+            error_examples=dict(error_examples),
+            hlog_tag=name,
+        )
     return ops
 
 
@@ -122,11 +128,11 @@ def _samples(rows: Sequence[Mapping[str, Any]]) -> list[Sample]:
     ]
 
 
-def _server(record: HealthRecord) -> dict[str, Any]:
+def _server(record: HealthRecord) -> Server:
     rows = [r for r in record.samples if r.get("rss") is not None]
     header = record.header
     samples = _samples(rows)
-    server: dict[str, Any] = {}
+    server: Server = {}
     if rows:
         server = {
             "rss_start_bytes": rows[0]["rss"],
@@ -168,7 +174,7 @@ def _server(record: HealthRecord) -> dict[str, Any]:
     return server
 
 
-def _generator(record: HealthRecord) -> dict[str, Any]:
+def _generator(record: HealthRecord) -> Generator:
     rows = [(r["t"], r["gen_rss"]) for r in record.samples if r.get("gen_rss") is not None]
     if not rows:
         return {}
@@ -181,37 +187,34 @@ def _generator(record: HealthRecord) -> dict[str, Any]:
     }
 
 
-def rebuild_run(directory: Path) -> dict[str, Any]:
+def rebuild_document(directory: Path) -> RunDocument:
     """The run document of ``directory`` from its logs; :class:`UsageError` if it has none."""
     if not can_rebuild(directory):
         raise UsageError(f"{directory}: no run.json, and no interval or health logs to rebuild the run from")
-    transports: dict[str, Any] = {}
+    transports: dict[str, TransportSection] = {}
     started: str | None = None
     for transport in _transports(directory):
         record = read_health_log(health_log_path(directory, transport))
         started = started or record.header.get("started")
-        histograms, measured_s = _read_hlog(directory / f"{transport}.hlog")
+        histograms, measured_s = _read_hlog(hlog_path(directory, transport))
         counters = (record.samples[-1].get("ops") or {}) if record.samples else {}
-        transports[transport] = {
-            "negotiated_protocol_version": None,
-            "sessions": {"opened": max((r.get("sessions") or 0 for r in record.samples), default=0)},
-            "ops": _ops(histograms, counters, measured_s),
-            "server": _server(record),
-            "generator": _generator(record),
-            "measured_s": round(measured_s, 3),
-        }
-    totals = {"calls": 0, "errors": 0, "silent_failures": 0}
-    for section in transports.values():
-        for stats in section["ops"].values():
-            totals["calls"] += stats["count"]
-            totals["errors"] += sum(stats["errors"].values())
-            totals["silent_failures"] += sum(stats["silent"].values())
-    return {
-        "schema": SCHEMA,
-        "partial": PARTIAL_NOTE,
-        "meta": {"started": started, "ended": None},
-        "scenario": {"name": directory.name},
-        "transports": transports,
-        "totals": totals,
-        "thresholds": [],
-    }
+        transports[transport] = TransportSection(
+            negotiated_protocol_version=None,
+            sessions=Sessions(opened=max((r.get("sessions") or 0 for r in record.samples), default=0)),
+            ops=_ops(histograms, counters, _examples(record.samples), measured_s),
+            server=_server(record),
+            generator=_generator(record),
+            measured_s=round(measured_s, 3),
+        )
+    return RunDocument(
+        meta={"started": started, "ended": None},
+        scenario={"name": directory.name},
+        transports=transports,
+        totals=totals_of(transports),
+        partial=PARTIAL_NOTE,
+    )
+
+
+def rebuild_run(directory: Path) -> dict[str, Any]:
+    """:func:`rebuild_document` as JSON (run.json's shape, marked ``partial``)."""
+    return rebuild_document(directory).to_json()

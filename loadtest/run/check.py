@@ -1,7 +1,7 @@
 """Is an answer right? Classify every outcome as ok, a loud error, or a silent failure.
 
 Loud: what a normal client would notice (transport error, JSON-RPC error, ``isError``).
-Silent: it looked fine to the transport but was wrong (DESIGN.md's taxonomy): ``lost``,
+Silent: it looked fine to the transport but was wrong (README, "Silent failures"): ``lost``,
 ``truncated``, ``corrupt``, ``misrouted``, ``duplicate``, ``malformed``, ``notification_lost``.
 """
 
@@ -12,9 +12,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from loadtest.protocol.session import Outcome
 from loadtest.run.payload import check_blob
-from loadtest.scenario.model import Op
+from loadtest.scenario import LIST_KEYS, Op
 
 #: Nonces look like ``nonce-<run token>-<n>``; finding someone else's in an answer proves misrouting.
 NONCE_RE = re.compile(r"nonce-[0-9a-f]{6}-[0-9]+")
@@ -38,11 +40,13 @@ OK = Verdict()
 class Checker:
     """Checks the answers to one op; keeps the reference answer for ``consistent`` mode."""
 
-    __slots__ = ("_reference", "op")
+    __slots__ = ("_foreign", "_reference", "op")
 
     def __init__(self, op: Op) -> None:
         self.op = op
         self._reference: str | None = None
+        #: Decided once per op: may its answers carry other calls' nonces?
+        self._foreign = op.checks_foreign_nonces
 
     def check(self, outcome: Outcome, params: dict[str, Any] | None, nonce: str, seed: int) -> Verdict:
         error = outcome.error
@@ -71,9 +75,14 @@ class Checker:
                 detail=f"{outcome.progress} of {op.expect_progress} progress notifications arrived",
             )
         if text is None:
-            return OK
+            return self._result_expectation(result, nonce, seed)
         verdict = self._expectation(text, result, params, nonce, seed)
-        if verdict is OK and nonce not in text and (foreign := NONCE_RE.search(text)) is not None:
+        if (
+            verdict is OK
+            and self._foreign
+            and nonce not in text
+            and (foreign := NONCE_RE.search(text)) is not None
+        ):
             return Verdict(
                 silent="misrouted", detail=f"answer carries another request's nonce {foreign.group()}"
             )
@@ -93,15 +102,13 @@ class Checker:
         if expect.text is not None:
             wanted = op.expected_text(nonce, seed)
             assert wanted is not None
-            return OK if text == wanted else _mismatch(text, wanted, nonce)
+            return OK if text == wanted else _mismatch(text, wanted, nonce, self._foreign)
         if expect.regex is not None:
-            return (
-                OK
-                if expect.regex.search(text)
-                else Verdict(
-                    silent="corrupt", detail=f"{_short(text)} does not match /{expect.regex.pattern}/"
-                )
-            )
+            if op.regex_matches(text, nonce, seed):
+                return OK
+            pattern = op.expected_regex(nonce, seed)
+            assert pattern is not None
+            return Verdict(silent="corrupt", detail=f"{_short(text)} does not match /{pattern.pattern}/")
         if expect.length is not None:
             if len(text) == expect.length:
                 return OK
@@ -117,14 +124,68 @@ class Checker:
                 )
             )
         if expect.json is not None:
-            where = _subset_mismatch(expect.json, result, "result")
+            where = _subset_mismatch(op.expected_json(nonce, seed), result, "result")
             return OK if where is None else Verdict(silent="corrupt", detail=where)
         if expect.consistent:
             if self._reference is None:
                 self._reference = text
                 return OK
-            return OK if text == self._reference else _mismatch(text, self._reference, nonce)
+            return OK if text == self._reference else _mismatch(text, self._reference, nonce, self._foreign)
         return OK
+
+    def _result_expectation(self, result: dict[str, Any], nonce: str, seed: int) -> Verdict:
+        """The checks of an answer without text: a listing, ``ping``.
+
+        An empty or short listing, or one without a promised name, is ``corrupt``: the answer
+        has the right shape (a malformed one was caught before) but the wrong content.
+        """
+        op = self.op
+        expect = op.expect
+        if expect.json is not None:
+            where = _subset_mismatch(op.expected_json(nonce, seed), result, "result")
+            if where is not None:
+                return Verdict(silent="corrupt", detail=where)
+        list_key = LIST_KEYS.get(op.method)
+        if list_key is not None:
+            items: list[Any] = result[list_key]
+            names = op.expected_names(nonce, seed)
+            if names:
+                present = _listed_names(items)
+                missing = [name for name in names if name not in present]
+                if missing:
+                    return Verdict(
+                        silent="corrupt",
+                        detail=f"{op.method} lacks {', '.join(map(repr, missing))} ({len(items)} listed)",
+                    )
+            if expect.min_items is not None and len(items) < expect.min_items:
+                return Verdict(
+                    silent="corrupt",
+                    detail=f"{op.method}: {len(items)} {list_key}, expected at least {expect.min_items}",
+                )
+            if expect.max_items is not None and len(items) > expect.max_items:
+                return Verdict(
+                    silent="corrupt",
+                    detail=f"{op.method}: {len(items)} {list_key}, expected at most {expect.max_items}",
+                )
+        if expect.consistent:
+            canonical = orjson.dumps(result, option=orjson.OPT_SORT_KEYS).decode()
+            if self._reference is None:
+                self._reference = canonical
+            elif canonical != self._reference:
+                return Verdict(
+                    silent="corrupt",
+                    detail=f"got {_short(canonical)}, first answer {_short(self._reference)}",
+                )
+        return OK
+
+
+def _listed_names(items: list[Any]) -> set[str]:
+    """The names in a listing; a resource counts by its name and by its URI."""
+    names: set[str] = set()
+    for item in items:
+        if isinstance(item, dict):
+            names.update(value for key in ("name", "uri") if isinstance(value := item.get(key), str))
+    return names
 
 
 def _text_of(method: str, result: dict[str, Any]) -> tuple[str | None, str]:
@@ -136,8 +197,9 @@ def _text_of(method: str, result: dict[str, Any]) -> tuple[str | None, str]:
             return "".join(c.get("text", "") for c in result["contents"]), ""
         if method == "prompts/get":
             return "".join(m["content"].get("text", "") for m in result["messages"]), ""
-        if method == "tools/list" and not isinstance(result.get("tools"), list):
-            return None, "tools/list result has no 'tools' list"
+        list_key = LIST_KEYS.get(method)
+        if list_key is not None and not isinstance(result.get(list_key), list):
+            return None, f"{method} result has no {list_key!r} list"
     except (KeyError, TypeError, AttributeError) as exc:
         return None, f"{method} result lacks {exc!s}: {_short(str(result))}"
     return None, ""
@@ -158,10 +220,10 @@ def _blob_request(method: str, params: dict[str, Any] | None) -> tuple[int | Non
         return None, 0
 
 
-def _mismatch(got: str, wanted: str, nonce: str) -> Verdict:
+def _mismatch(got: str, wanted: str, nonce: str, check_nonces: bool) -> Verdict:
     if len(got) < len(wanted) and wanted.startswith(got):
         return Verdict(silent="truncated", detail=f"{len(got)} of {len(wanted)} chars arrived")
-    if nonce not in got and (foreign := NONCE_RE.search(got)) is not None:
+    if check_nonces and nonce not in got and (foreign := NONCE_RE.search(got)) is not None:
         return Verdict(silent="misrouted", detail=f"answer carries another request's nonce {foreign.group()}")
     return Verdict(silent="corrupt", detail=f"got {_short(got)}, expected {_short(wanted)}")
 

@@ -17,8 +17,8 @@ from loadtest.conformance.http_checks import run_http_checks
 from loadtest.conformance.model import CheckResult
 from loadtest.conformance.sse_checks import run_sse_checks
 from loadtest.conformance.stdio_checks import run_stdio_checks
-from loadtest.run.targets.reference import free_port, reference_command, start_target
-from loadtest.scenario.model import Scenario
+from loadtest.run.targets.reference import free_port, start_target, target_command
+from loadtest.scenario import Scenario
 
 
 async def check_target(
@@ -121,17 +121,7 @@ async def run_checks(
 
         def launch_args(transport: str = transport) -> tuple[list[str] | None, dict[str, str], int | None]:
             port = free_port() if transport != "stdio" else None
-            if target.reference:
-                command: list[str] | None = reference_command(
-                    transport,
-                    python=python,
-                    port=port,
-                    json_response=target.json_response,
-                    stateless=target.stateless,
-                    delay_ms=target.delay_ms,
-                )
-            else:
-                command = scenario.command_for(transport, port, python)
+            command = target_command(scenario, transport, python, port)
             return command, scenario.env_for(transport, port, python), port
 
         command, env, port = launch_args()

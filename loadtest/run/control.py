@@ -76,6 +76,8 @@ class TransportReport:
     """What a transport's run learned besides the recorder's numbers."""
 
     protocol_version: str | None = None
+    #: How the version was chosen: discover, initialize or pinned.
+    protocol_chosen_by: str | None = None
     server_info: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     #: How opening the planned sessions went (``transports.<t>.setup``, see loadtest.run.setup).

@@ -33,10 +33,11 @@ from loadtest.run.control import (
     TransportReport,
     WorkerShare,
 )
-from loadtest.run.guard import open_target, target_command
+from loadtest.run.guard import open_target
+from loadtest.run.targets.reference import target_command
 from loadtest.run.transport import TransportRun, run_share
 from loadtest.run.workers.parent import run_transport_in_workers
-from loadtest.scenario.model import Scenario
+from loadtest.scenario import Scenario
 
 
 async def run_scenario(

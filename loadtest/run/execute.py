@@ -9,23 +9,24 @@ import signal
 import subprocess
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 
 from loadtest import __version__
 from loadtest.core.errors import LoadtestError
 from loadtest.measure.metrics import Recorder
-from loadtest.results.document import build_run, environment, write_run
+from loadtest.results.document import environment, write_run
+from loadtest.results.model import Meta, RunDocument, Target, TransportSection, totals_of
 from loadtest.run.clients.config import BUILTIN, ClientConfig
 from loadtest.run.driver import Progress, RunControl, TransportReport, run_scenario
 from loadtest.run.targets.reference import REFERENCE_SERVER
-from loadtest.scenario.model import Scenario
-from loadtest.scenario.thresholds import evaluate
+from loadtest.scenario import Scenario
+from loadtest.scenario.threshold_eval import evaluate
 
 
 @dataclass(frozen=True)
@@ -93,9 +94,9 @@ async def execute(
     recorder.finish()
     document = _document(scenario, recorder, reports, started, python, sdk, checks, client, workers)
     if failure is not None:
-        document["error"] = str(failure)
+        document = replace(document, error=str(failure))
     path = write_run(directory, document)
-    return RunOutcome(document, path, failure, control.was_interrupted)
+    return RunOutcome(document.to_json(), path, failure, control.was_interrupted)
 
 
 async def watch_signals(control: RunControl) -> None:
@@ -117,34 +118,37 @@ def _document(
     checks: list[dict[str, Any]] | None,
     client: ClientConfig,
     workers: int,
-) -> dict[str, Any]:
-    transports = recorder.summary()
+) -> RunDocument:
+    sections = recorder.sections()
     for name, report in reports.items():
-        section = transports.setdefault(name, {})
-        section["server_info"] = report.server_info
-        if report.setup is not None:
-            section["setup"] = report.setup
-        if report.error:
-            section["error"] = report.error
-    meta = {
-        "tool": {"name": "mcp-loadtest", "version": __version__},
-        "started": started.isoformat(),
-        "ended": datetime.now(timezone.utc).isoformat(),
-        **environment(),
-        "target": _target_meta(scenario, reports, python, sdk),
-        # Which side of the wire made the calls: the built-in client (the server is under
-        # test) or an `mcp` SDK's own client (that client is under test too).
-        "client": client.meta(),
-        "scenario_hash": scenario.scenario_hash,
-        # Generator processes; not part of the scenario (nor its hash): the load is the same.
-        "workers": workers,
-    }
-    partial_note = ""
+        section = sections.get(name) or TransportSection()
+        sections[name] = replace(
+            section, server_info=dict(report.server_info), setup=report.setup, error=report.error or None
+        )
+    meta = cast(
+        Meta,
+        {
+            "tool": {"name": "mcp-loadtest", "version": __version__},
+            "started": started.isoformat(),
+            "ended": datetime.now(timezone.utc).isoformat(),
+            **environment(),
+            "target": _target_meta(scenario, reports, python, sdk),
+            # Which side of the wire made the calls: the built-in client (the server is under
+            # test) or an `mcp` SDK's own client (that client is under test too).
+            "client": client.meta(),
+            "scenario_hash": scenario.scenario_hash,
+            # What was asked of the target, not where it lives: what comparisons key on.
+            "workload_hash": scenario.workload_hash,
+            # Generator processes; not part of the scenario (nor its hash): the load is the same.
+            "workers": workers,
+        },
+    )
+    partial_note: str | None = None
     if any(report.interrupted for report in reports.values()):
         # A SIGINT/SIGTERM run is not the planned run: say so, and what ran, so that compare
         # and baselines need not take a few seconds of one transport for the whole.
         meta["partial"] = True
-        meta["ran"] = ran = _what_ran(scenario, reports, transports)
+        meta["ran"] = ran = _what_ran(scenario, reports, sections)
         note = ", ".join(
             f"{name} {part['measured_s']:g}s of {part['planned_s']:g}s"
             if part.get("planned_s")
@@ -152,29 +156,29 @@ def _document(
             for name, part in ran["transports"].items()
         )
         not_run = f"; not run: {', '.join(ran['not_run'])}" if ran["not_run"] else ""
-        partial_note = f"interrupted: measured {note}{not_run}"
-    thresholds = [result.to_dict() for result in evaluate(scenario.thresholds, transports)]
-    document = build_run(meta, scenario.to_dict(), transports, recorder.totals(), thresholds, checks)
-    if partial_note:
         # The top-level note is what `report` and the HTML report show for a partial run.
-        document["partial"] = partial_note
-    return document
+        partial_note = f"interrupted: measured {note}{not_run}"
+    transports = {name: section.to_json() for name, section in sections.items()}
+    thresholds = [result.to_dict() for result in evaluate(scenario.thresholds, transports)]
+    return RunDocument(
+        meta, scenario.to_dict(), sections, totals_of(sections), thresholds, checks, partial=partial_note
+    )
 
 
 def _what_ran(
-    scenario: Scenario, reports: dict[str, TransportReport], transports: dict[str, Any]
+    scenario: Scenario, reports: dict[str, TransportReport], sections: Mapping[str, TransportSection]
 ) -> dict[str, Any]:
     """``meta.ran`` of an interrupted run: per transport, complete or not, measured of planned."""
     planned = scenario.workload.total_duration
     ran: dict[str, Any] = {}
     for name, report in reports.items():
-        section = transports.get(name) or {}
+        section = sections.get(name) or TransportSection()
         ran[name] = {
             "completed": not report.interrupted,
-            "measured_s": section.get("measured_s", 0.0),
+            "measured_s": section.measured_s,
             "planned_s": planned,
             "planned_requests": scenario.workload.requests or None,
-            "calls": sum(int(op.get("count") or 0) for op in (section.get("ops") or {}).values()),
+            "calls": sum(op.count for op in section.ops.values()),
         }
     return {
         "reason": "interrupted (SIGINT/SIGTERM)",
@@ -183,24 +187,45 @@ def _what_ran(
     }
 
 
+#: Servers whose ``serverInfo.version`` is the version of the ``mcp`` SDK they run on.
+_SDK_OF_SERVER_NAME = {"mcp-loadtest-reference": "mcp"}
+
+
 def _target_meta(
     scenario: Scenario,
     reports: dict[str, TransportReport],
     python: str,
     sdk: Mapping[str, Any] | None,
-) -> dict[str, Any]:
+) -> Target:
+    """What was measured; its SDK only when known, never guessed from the tester's own.
+
+    Known means: a matrix environment built for it (``sdk``), the bundled reference server
+    (the ``mcp`` installed for ``python``), or a server whose ``serverInfo`` names its SDK's
+    version. Any other command or URL (a TypeScript server, say) gets ``sdk: null`` and
+    ``sdk_source: "unknown"``; its ``serverInfo`` is what identifies it.
+    """
     target = scenario.target
+    meta: Target
     if target.reference:
-        meta: dict[str, Any] = {"kind": "reference", "command": str(REFERENCE_SERVER)}
+        meta = {"kind": "reference", "command": str(REFERENCE_SERVER)}
     elif target.command:
         meta = {"kind": "command", "command": target.command}
     else:
         meta = {"kind": "url", "url": target.url}
+    server_info: dict[str, Any] = next((dict(r.server_info) for r in reports.values() if r.server_info), {})
+    reported = _SDK_OF_SERVER_NAME.get(str(server_info.get("name")))
+    found: dict[str, Any] | None = None
     if sdk is not None:
-        meta["sdk"] = dict(sdk)
-    elif target.reference or target.command:
-        meta["sdk"] = sdk_version(python)
-    meta["server_info"] = next((r.server_info for r in reports.values() if r.server_info), {})
+        found, source = dict(sdk), "environment"
+    elif target.reference and (installed := sdk_version(python)) is not None:
+        found, source = dict(installed), "reference"
+    elif reported is not None and server_info.get("version"):
+        found, source = {"name": reported, "version": str(server_info["version"])}, "server_info"
+    else:
+        source = "unknown"
+    meta["sdk"] = found
+    meta["sdk_source"] = source
+    meta["server_info"] = server_info
     return meta
 
 

@@ -19,26 +19,10 @@ from loadtest.protocol.session import Session
 from loadtest.results.health_log import HealthLog, health_log_path
 from loadtest.run.control import Progress, RunControl, TransportReport
 from loadtest.run.health_watch import HealthWatch
-from loadtest.run.targets.reference import Endpoint, free_port, reference_command, start_target
+from loadtest.run.targets.reference import Endpoint, free_port, start_target, target_command
 from loadtest.run.targets.supervisor import TargetEvent
 from loadtest.run.timing import sleep_unless
-from loadtest.scenario.model import Scenario
-
-
-def target_command(scenario: Scenario, transport: str, python: str, port: int | None) -> list[str] | None:
-    """The command that starts ``scenario``'s target for ``transport`` (None for a URL)."""
-    target = scenario.target
-    if target.reference:
-        return reference_command(
-            transport,
-            python=python,
-            port=port,
-            json_response=target.json_response,
-            stateless=target.stateless,
-            delay_ms=target.delay_ms,
-            leak_kb_per_session=target.leak_kb_per_session,
-        )
-    return scenario.command_for(transport, port, python)
+from loadtest.scenario import Scenario
 
 
 @asynccontextmanager
@@ -249,4 +233,4 @@ class TargetGuard:
         self.health.sample()
 
 
-__all__ = ["TargetGuard", "open_target", "target_command"]
+__all__ = ["TargetGuard", "open_target"]

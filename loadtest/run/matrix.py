@@ -23,6 +23,7 @@ import orjson
 
 from loadtest.conformance import CheckDiff, diff_checks
 from loadtest.core.errors import LoadtestError
+from loadtest.core.names import MATRIX_FILE
 from loadtest.core.units import format_duration
 from loadtest.envs import SdkEnv, ensure_env
 from loadtest.run.clients.config import (
@@ -35,9 +36,8 @@ from loadtest.run.clients.config import (
 from loadtest.run.conformance import run_checks
 from loadtest.run.driver import Progress, RunControl
 from loadtest.run.execute import RunOutcome, execute
-from loadtest.scenario.model import Scenario
+from loadtest.scenario import Scenario
 
-MATRIX_FILE = "matrix.json"
 MATRIX_SCHEMA = "mcp-loadtest/run/matrix/1"
 DEFAULT_REPEAT = 5
 #: Per-run overhead (server starts, warm-up, drain) used for the first time estimate.
@@ -276,6 +276,7 @@ def _write_plan(
         "schema": MATRIX_SCHEMA,
         "scenario": scenario.name,
         "scenario_hash": scenario.scenario_hash,
+        "workload_hash": scenario.workload_hash,
         "repeat": repeat,
         "order": [sides[index].label for index, _ in plan],
         "sides": [

@@ -18,7 +18,7 @@ from loadtest.measure.metrics import OpStats, Recorder
 from loadtest.protocol.session import CallError, Outcome
 from loadtest.run.check import Checker, Verdict
 from loadtest.run.health_watch import HangDetector
-from loadtest.scenario.model import Op
+from loadtest.scenario import Op
 
 _SEED_MASK = 0xFFFFFFFF
 
@@ -153,8 +153,8 @@ class CallPipeline:
         self.stats[index].record(intended_ns, intended_ns, 0, error="no_session")
 
     def counters(self) -> dict[str, list[Any]]:
-        """Per op: count, ok, errors, silent (for the health log)."""
-        return {stats.name: [stats.count, stats.ok, stats.errors, stats.silent] for stats in self.stats}
+        """Per op: its health-log entry (see :meth:`~loadtest.measure.opstats.OpStats.log_entry`)."""
+        return {stats.name: stats.log_entry() for stats in self.stats}
 
     def calls(self) -> int:
         return sum(stats.count for stats in self.stats)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from loadtest.run.workload import RateStage, arrivals, rate_stages
-from loadtest.scenario.model import Stage, Workload
+from loadtest.scenario import Stage, Workload
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from loadtest.run.sessions import SessionSource
 from loadtest.run.setup import SetUp
 from loadtest.run.timing import either
 from loadtest.run.workload import OpPicker
-from loadtest.scenario.model import Workload
+from loadtest.scenario import Workload
 
 
 @dataclass(eq=False)
@@ -107,6 +107,10 @@ class RunState:
         """Give calls under way their deadline (or, after an interrupt, a short grace) to finish."""
         interrupted = self.control.interrupted.is_set()
         await self.flight.drain(INTERRUPT_GRACE_S if interrupted else self.workload.request_timeout + 1.0)
+
+    def reweigh(self, weights: list[float]) -> None:
+        """New op weights (the protocol removed some ops): a new picker, the same seed."""
+        self.picker = OpPicker(weights, seed=self.share.index if self.share else 0)
 
     def session_error(self, exc: TargetError) -> None:
         self.report.error = str(exc)

@@ -9,13 +9,12 @@ from typing import Any
 import anyio
 from hdrh.histogram import HdrHistogram
 
+from loadtest.core.names import LAG_RANGE
 from loadtest.measure.metrics import Recorder
 from loadtest.run.control import Progress
 from loadtest.run.guard import TargetGuard
 from loadtest.run.state import RunState
 
-#: The lag histogram: 1 µs .. 60 s, 2 digits (workers' histograms merge into the same range).
-LAG_RANGE = (1, 60_000_000, 2)
 #: How often the lag probe sleeps and measures how late it woke.
 LAG_PERIOD_NS = 10_000_000
 
@@ -153,4 +152,4 @@ class RunQueueDelay:
             self._fd = None
 
 
-__all__ = ["LAG_RANGE", "LagProbe", "RunQueueDelay", "Ticker"]
+__all__ = ["LagProbe", "RunQueueDelay", "Ticker"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import resource
-
 import anyio
 
 from loadtest.core.aio import task_group
@@ -33,10 +31,4 @@ async def either(a: anyio.Event, b: anyio.Event) -> None:
         tg.start_soon(wait, b)
 
 
-def cpu_s() -> float:
-    """This process's CPU time so far (user + system), seconds."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-__all__ = ["cpu_s", "either", "set_when", "sleep_unless"]
+__all__ = ["either", "set_when", "sleep_unless"]

@@ -19,6 +19,7 @@ import aiohttp
 import anyio
 
 from loadtest.core.aio import task_group
+from loadtest.core.process import own_cpu_s
 from loadtest.measure.metrics import Recorder
 from loadtest.protocol.session import Anomaly
 from loadtest.protocol.transports.http import new_client_session
@@ -42,9 +43,8 @@ from loadtest.run.setup import SetUp, describe
 from loadtest.run.state import RunState
 from loadtest.run.targets.reference import Endpoint
 from loadtest.run.ticker import LagProbe, Ticker
-from loadtest.run.timing import cpu_s
 from loadtest.run.workload import OpPicker
-from loadtest.scenario.model import Scenario
+from loadtest.scenario import Scenario
 
 #: A set-up this long is worth a line in the progress display, even when every session opened.
 SETUP_NOTE_S = 1.0
@@ -117,11 +117,18 @@ class TransportRun:
         args = (self.transport, endpoint, self.scenario.workload, self.recorder, self.report, self.guard)
         if self.pool is not None:
             return SdkSessions(*args, pool=self.pool)
-        return BuiltinSessions(*args, http=http, on_anomaly=self._on_anomaly)
+        return BuiltinSessions(
+            *args,
+            http=http,
+            on_anomaly=self._on_anomaly,
+            ops=self.scenario.ops,
+            progress=self.progress,
+            reweigh=lambda weights: self.state.reweigh(weights),
+        )
 
     async def run(self) -> None:
         transport = self.transport
-        cpu_start = cpu_s()
+        cpu_start = own_cpu_s()
         wall_start = time.perf_counter()
         client_log = self.log_dir / f"client-{transport}.log" if self.log_dir is not None else None
         health = self.guard.health
@@ -171,7 +178,7 @@ class TransportRun:
                 if self.share is not None:
                     self.share.interval(end_ns, window is None or not window.measuring(end_ns), True)
                 self.recorder.finish_transport(transport, end_ns)
-                used_s = cpu_s() - cpu_start
+                used_s = own_cpu_s() - cpu_start
                 wall_s = time.perf_counter() - wall_start
                 await self.guard.idle(self.control, self.progress)
                 tg.cancel_scope.cancel()
@@ -219,7 +226,7 @@ class TransportRun:
         await anyio.sleep(max(0.0, (window.measure_start_ns - time.perf_counter_ns()) / 1e9))
         self.guard.health.measuring()
         cost = await self.pool.cost() if self.pool is not None else None
-        self._cost_start = (time.perf_counter(), cpu_s(), cost)
+        self._cost_start = (time.perf_counter(), own_cpu_s(), cost)
 
     async def _watch_interrupt(self) -> None:
         await self.control.interrupted.wait()
@@ -274,19 +281,16 @@ class TransportRun:
         if self._cost_start is not None:
             wall_start, cpu_start, cost_start = self._cost_start
             wall_s = time.perf_counter() - wall_start
-            used_s = cpu_s() - cpu_start
+            used_s = own_cpu_s() - cpu_start
             if self.pool is None:
-                section["cpu_s"] = round(used_s, 3)
-                section["cpu_per_call_us"] = round(used_s / calls * 1e6, 1) if calls else None
+                section["cpu_s"], section["cpu_per_call_us"] = _cpu_figures(used_s, calls)
             else:
-                section["tester_cpu_s"] = round(used_s, 3)
-                section["tester_cpu_per_call_us"] = round(used_s / calls * 1e6, 1) if calls else None
+                section["tester_cpu_s"], section["tester_cpu_per_call_us"] = _cpu_figures(used_s, calls)
                 cost_end = await self.pool.cost()
                 if cost_start is not None and cost_end is not None:
                     harness = cost_end.harness_cpu_s - cost_start.harness_cpu_s
                     sdk = cost_end.cpu_s - cost_start.cpu_s - harness
-                    section["cpu_s"] = round(sdk, 3)
-                    section["cpu_per_call_us"] = round(sdk / calls * 1e6, 1) if calls else None
+                    section["cpu_s"], section["cpu_per_call_us"] = _cpu_figures(sdk, calls)
                     section["harness_cpu_s"] = round(harness, 3)
                     section["rss_peak_bytes"] = cost_end.rss_peak_bytes
                     # Each worker is one event loop, one core at most: near it, the SDK client
@@ -311,6 +315,13 @@ async def run_share(
         transport, scenario, recorder, report, Progress(), control, sys.executable, None, share=share
     )
     await runner.run()
+
+
+def _cpu_figures(cpu_s: float, calls: int) -> tuple[float, float | None]:
+    """CPU seconds as written (ms) and per call, from the written figure: as the merge of
+    several workers' does (``measure.summary.merge_clients``), so one reads like the other."""
+    written = round(cpu_s, 3)
+    return written, (round(written / calls * 1e6, 1) if calls else None)
 
 
 @asynccontextmanager

@@ -8,16 +8,27 @@ SCOPE
     the threshold passes only if all of them pass; the result reports the worst one.
 METRIC
     ``p50 p90 p99 p999`` (alias ``p99.9``) ``max mean``: latency; VALUE takes ``us``/``ms``/``s``,
-    a bare number is milliseconds. ``error_rate``: loud plus silent failures over calls; VALUE is
-    ``"0.1%"`` or a fraction ``0.001``. ``errors`` (loud), ``silent_failures``, ``calls``: counts.
-    ``rate``: calls/s; VALUE ``100`` or ``"100/s"``.
+    a bare number is milliseconds. Failure rates over calls, VALUE ``"0.1%"`` or a fraction
+    ``0.001``: ``error_rate`` (loud failures: transport and JSON-RPC errors, ``isError``),
+    ``silent_rate`` (silent failures: lost, truncated, corrupt, misrouted...) and
+    ``failure_rate`` (both). ``errors`` (loud), ``silent_failures``, ``failures`` (both),
+    ``calls``: counts. ``rate``: calls/s; VALUE ``100`` or ``"100/s"``.
     Per transport, from the launched target's health (``server.health``): ``rss_slope``, its
     memory growth after warm-up in MB/h, and ``rss_per_1k_sessions``, in MB per 1000 sessions;
     VALUE a number (``"10"``, ``"10MB/h"``, ``"1MB"``). Their scope is a transport, never an op.
 OP
     ``< <= > >= == !=``
 
-Values are reported in the metric's natural unit: latency in ms, error_rate as a fraction.
+Values are reported in the metric's natural unit: latency in ms, rates as fractions.
+
+No data never passes. A (transport, op) in scope with no measured calls (or, for latency, no
+answered call) fails every threshold but ``calls``, with the reason ``no data``: a server that
+hangs in warm-up must not pass ``silent_failures == 0`` on nothing.
+
+Failures the recorder could not tie to a request (an answer to an unknown id, a malformed
+message: op ``(unattributed)`` in run.json) count too. For a threshold over a transport they
+are one more scope, their rate taken over all the transport's calls; for a threshold on one op
+they are added to that op's, since they may have been its answers.
 """
 
 from __future__ import annotations
@@ -31,9 +42,17 @@ from typing import Any
 
 from loadtest.core.units import parse_duration, parse_rate
 
-__all__ = ["METRICS", "ScopeCheck", "Threshold", "ThresholdResult", "evaluate", "parse_threshold"]
+__all__ = [
+    "METRICS",
+    "UNATTRIBUTED",
+    "ScopeCheck",
+    "Threshold",
+    "ThresholdResult",
+    "parse_threshold",
+    "vocabulary_notes",
+]
 
-_LATENCY = {
+LATENCY_METRICS = {
     "p50": "p50",
     "p90": "p90",
     "p99": "p99",
@@ -42,14 +61,22 @@ _LATENCY = {
     "max": "max",
     "mean": "mean",
 }
-_COUNTS = ("errors", "silent_failures", "calls")
+COUNT_METRICS = ("errors", "silent_failures", "failures", "calls")
+#: Failure rates: which failures (loud ``errors``, ``silent`` or both) they count.
+RATE_METRICS = {"error_rate": ("errors",), "silent_rate": ("silent",), "failure_rate": ("errors", "silent")}
+#: Failure counts, by the same rule.
+FAILURE_COUNTS = {"errors": ("errors",), "silent_failures": ("silent",), "failures": ("errors", "silent")}
+#: The op run.json counts failures under when no request can be blamed. The recorder's name for
+#: it (loadtest.measure.metrics.UNATTRIBUTED) lives in a layer above this one; a test keeps the
+#: two equal.
+UNATTRIBUTED = "(unattributed)"
 #: Transport-level metrics: their key in ``server.health`` and their unit.
-_HEALTH = {
+HEALTH_METRICS = {
     "rss_slope": ("rss_slope_mb_per_h", "MB/h"),
     "rss_per_1k_sessions": ("rss_per_1k_sessions_mb", "MB"),
 }
 #: Every metric name a threshold may use (aliases included).
-METRICS: tuple[str, ...] = (*_LATENCY, "error_rate", *_COUNTS, "rate", *_HEALTH)
+METRICS: tuple[str, ...] = (*LATENCY_METRICS, *RATE_METRICS, *COUNT_METRICS, "rate", *HEALTH_METRICS)
 
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
@@ -79,10 +106,10 @@ class Threshold:
     @property
     def unit(self) -> str:
         """The unit ``value`` (and measured values) are in: ``"ms"``, ``"/s"`` or ``""``."""
-        if self.metric in _LATENCY.values():
+        if self.metric in LATENCY_METRICS.values():
             return "ms"
-        if self.metric in _HEALTH:
-            return _HEALTH[self.metric][1]
+        if self.metric in HEALTH_METRICS:
+            return HEALTH_METRICS[self.metric][1]
         return "/s" if self.metric == "rate" else ""
 
     @property
@@ -94,8 +121,8 @@ class Threshold:
         return _COMPARE[self.op](measured, self.value)
 
     def measure(self, stats: Mapping[str, Any]) -> float | None:
-        """This threshold's metric for one op's statistics, or None when they do not say."""
-        return _measure(self.metric, stats)
+        """This threshold's metric for one op's statistics, or None when there is no data."""
+        return measure_metric(self.metric, stats)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +142,8 @@ class ThresholdResult:
     """The verdict of one threshold over all the scopes it covers.
 
     ``value`` is the worst measured value and ``scope`` is where it was measured; both are None
-    when the scope matched nothing, in which case ``passed`` is False and ``reason`` says why.
+    when nothing in scope had data. A scope without data fails the threshold (``passed`` is
+    False) and ``reason`` names it, starting ``no data``.
     """
 
     expr: str
@@ -157,9 +185,9 @@ def parse_threshold(expr: str) -> Threshold:
         raise ValueError(f"unknown metric {metric_text!r} in {expr!r}; {hint}")
     if not value_text:
         raise ValueError(f"missing value after {op!r} in {expr!r}")
-    metric = _LATENCY.get(metric_key, metric_key)
+    metric = LATENCY_METRICS.get(metric_key, metric_key)
     transport, op_name = _parse_scope(scope, expr)
-    if metric in _HEALTH and op_name is not None:
+    if metric in HEALTH_METRICS and op_name is not None:
         raise ValueError(
             f"{metric} is measured per transport, not per op; scope it like 'http:', not {scope!r}, in {expr!r}"
         )
@@ -182,16 +210,16 @@ def _parse_scope(scope: str | None, expr: str) -> tuple[str | None, str | None]:
 
 def _parse_value(metric: str, text: str, expr: str) -> float:
     try:
-        if metric in _LATENCY.values():
+        if metric in LATENCY_METRICS.values():
             # A bare number is milliseconds: that is how latency budgets are usually stated.
             seconds = parse_duration(text + "ms" if _is_number(text) else text)
             return seconds * 1e3
-        if metric == "error_rate":
+        if metric in RATE_METRICS:
             return _parse_fraction(text)
         if metric == "rate":
             return parse_rate(text)
-        if metric in _HEALTH:
-            unit = _HEALTH[metric][1]
+        if metric in HEALTH_METRICS:
+            unit = HEALTH_METRICS[metric][1]
             return float(text[: -len(unit)].strip() if text.endswith(unit) else text)
         count = float(text)
     except ValueError as exc:
@@ -231,117 +259,61 @@ def _parse_fraction(text: str) -> float:
     return fraction
 
 
-def _total(counts: Any) -> int:
+def total_count(counts: Any) -> int:
     if isinstance(counts, Mapping):
         return sum(int(n) for n in counts.values())
     return 0
 
 
-def _measure(metric: str, stats: Mapping[str, Any]) -> float | None:
-    if metric in _LATENCY.values():
+def failed_count(metric: str, stats: Mapping[str, Any]) -> int:
+    fields = RATE_METRICS.get(metric) or FAILURE_COUNTS[metric]
+    return sum(total_count(stats.get(name)) for name in fields)
+
+
+def measure_metric(
+    metric: str, stats: Mapping[str, Any], extra: Mapping[str, Any] | None = None
+) -> float | None:
+    """``metric`` for one op's statistics; None when there is no data to say it.
+
+    ``extra``: unattributed failures (a ``{"errors": ..., "silent": ...}`` mapping) to add.
+    """
+    count = int(stats.get("count", 0))
+    if metric == "calls":
+        # Counts stay ints, so run.json says 2, not 2.0.
+        return count
+    if metric in LATENCY_METRICS.values():
         latency = stats.get("latency_us")
         if not isinstance(latency, Mapping) or latency.get(metric) is None or not stats.get("ok", 1):
             # No successful call means no latency; 0 would pass any "<" threshold.
             return None
         return float(latency[metric]) / 1e3
-    if metric == "error_rate":
-        count = int(stats.get("count", 0))
+    if metric in RATE_METRICS or metric in FAILURE_COUNTS:
+        failed = failed_count(metric, stats) + (failed_count(metric, extra) if extra else 0)
+        if metric in FAILURE_COUNTS:
+            # Zero failures out of zero calls is not a pass: nothing was asked. Failures seen
+            # without a measured call (unattributed ones) are data, though.
+            return failed if count > 0 or failed else None
         if count <= 0:
             return None
-        failed = _total(stats.get("errors")) + _total(stats.get("silent"))
+        # Anomalies (a duplicate answer) add failures without adding calls.
         return min(failed / count, 1.0)
-    # Counts stay ints, so run.json says 2, not 2.0.
-    if metric == "errors":
-        return _total(stats.get("errors"))
-    if metric == "silent_failures":
-        return _total(stats.get("silent"))
-    if metric == "calls":
-        return int(stats.get("count", 0))
+    if count <= 0:
+        return None  # a rate of nothing is no data, not 0/s that passes "rate < 100"
     rate = stats.get("rate")
     return None if rate is None else float(rate)
 
 
-def _badness(threshold: Threshold, value: float) -> float:
-    """Larger is worse, so the reported value is the one closest to (or furthest past) the limit."""
-    if threshold.op in ("<", "<="):
-        return value
-    if threshold.op in (">", ">="):
-        return -value
-    distance = abs(value - threshold.value)
-    return distance if threshold.op == "==" else -distance
+def vocabulary_notes(thresholds: Iterable[Threshold]) -> list[str]:
+    """Notes for thresholds whose meaning changed: ``error_rate`` counts loud failures only.
 
-
-def evaluate(
-    thresholds: Iterable[Threshold | str], transports_summary: Mapping[str, Any]
-) -> list[ThresholdResult]:
-    """Check ``thresholds`` against run.json's ``transports`` section; one result per threshold."""
-    return [
-        _evaluate_one(t if isinstance(t, Threshold) else parse_threshold(t), transports_summary)
-        for t in thresholds
-    ]
-
-
-def _health_value(metric: str, section: Any) -> float | None:
-    server = section.get("server") if isinstance(section, Mapping) else None
-    health = server.get("health") if isinstance(server, Mapping) else None
-    value = health.get(_HEALTH[metric][0]) if isinstance(health, Mapping) else None
-    return None if value is None else float(value)
-
-
-def _evaluate_one(threshold: Threshold, transports: Mapping[str, Any]) -> ThresholdResult:
-    checks: list[ScopeCheck] = []
-    no_data: list[str] = []
-    for transport, section in transports.items():
-        if threshold.transport is not None and transport != threshold.transport:
-            continue
-        if threshold.metric in _HEALTH:
-            value = _health_value(threshold.metric, section)
-            if value is None:
-                no_data.append(transport)
-            else:
-                checks.append(ScopeCheck(transport, value, threshold.passes(value)))
-            continue
-        ops = section.get("ops") if isinstance(section, Mapping) else None
-        if not isinstance(ops, Mapping):
-            continue
-        for op_name, stats in ops.items():
-            if threshold.op_name is not None and op_name != threshold.op_name:
-                continue
-            where = f"{transport}/{op_name}"
-            value = threshold.measure(stats) if isinstance(stats, Mapping) else None
-            if value is None:
-                no_data.append(where)
-                continue
-            checks.append(ScopeCheck(where, value, threshold.passes(value)))
-    if not checks:
-        return ThresholdResult(
-            expr=threshold.expr,
-            value=None,
-            passed=False,
-            scope=None,
-            reason=_nothing_reason(threshold, transports, no_data),
-        )
-    worst = max(checks, key=lambda c: (not c.passed, _badness(threshold, c.value)))
-    return ThresholdResult(
-        expr=threshold.expr,
-        value=worst.value,
-        passed=all(c.passed for c in checks),
-        scope=worst.scope,
-        checked=tuple(checks),
-    )
-
-
-def _nothing_reason(threshold: Threshold, transports: Mapping[str, Any], no_data: list[str]) -> str:
-    if no_data and threshold.metric in _HEALTH:
-        return (
-            f"no {threshold.metric} measured in {', '.join(no_data)} (no launched server, or too few"
-            " samples after warm-up: see server.health.reason)"
-        )
-    if no_data:
-        return f"no {threshold.metric} measured in {', '.join(no_data)} (no successful calls)"
-    if threshold.transport is not None and threshold.transport not in transports:
-        known = ", ".join(transports) or "none"
-        return f"no transport {threshold.transport!r} in the results (transports: {known})"
-    if threshold.op_name is not None:
-        return f"no op {threshold.op_name!r} in the results for scope {threshold.scope!r}"
-    return f"no results in scope {threshold.scope!r}"
+    Before, ``error_rate`` counted silent failures too; a scenario that gates it and nothing
+    silent would now let silent failures pass, so it gets a line saying what to add.
+    """
+    metrics = {t.metric for t in thresholds}
+    silent = {"silent_rate", "failure_rate", "silent_failures", "failures"}
+    if "error_rate" in metrics and not metrics & silent:
+        return [
+            "error_rate counts loud failures only (it used to count silent ones too); "
+            "add 'failure_rate' or 'silent_failures == 0' to gate silent failures"
+        ]
+    return []

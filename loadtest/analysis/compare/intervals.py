@@ -12,13 +12,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from hdrh.histogram import HdrHistogram
-from hdrh.log import HistogramLogReader
 
 from loadtest.analysis.compare.stats import Bucketed
+from loadtest.measure.hlog import UNCORRECTED_SUFFIX, read_hlog
 
 __all__ = ["UNCORRECTED_SUFFIX", "bucket_of", "bucket_value", "percentile_of_buckets", "read_intervals"]
 
-UNCORRECTED_SUFFIX = ".uncorrected"
 _STEP = math.log(1.01)
 
 
@@ -73,37 +72,20 @@ def read_intervals(path: Path, *, uncorrected: bool = False) -> dict[str, list[B
 
     Start times are seconds from the first interval in the file.
     """
-    if not path.is_file():
-        return {}
-    reader = HistogramLogReader(str(path), HdrHistogram(1, 3_600_000_000, 3))
     out: dict[str, list[Bucketed]] = {}
     cache: dict[int, int] = {}
     first: float | None = None
-    try:
-        while True:
-            try:
-                interval = reader.get_next_interval_histogram()
-            except (ValueError, TypeError):  # a torn last line of a killed run
-                break
-            if interval is None:
-                break
-            tag = interval.get_tag() or ""
-            if tag.endswith(UNCORRECTED_SUFFIX) != uncorrected:
-                continue
-            if uncorrected:
-                tag = tag[: -len(UNCORRECTED_SUFFIX)]
-            start = interval.get_start_time_stamp() / 1000
-            end = interval.get_end_time_stamp() / 1000
-            if first is None:
-                first = start
-            out.setdefault(tag, []).append(
-                Bucketed(
-                    start_s=start - first,
-                    length_s=max(end - start, 1e-3),
-                    count=interval.get_total_count(),
-                    buckets=_buckets(interval, cache),
-                )
+    for interval in read_hlog(path):
+        if interval.uncorrected != uncorrected:
+            continue
+        if first is None:
+            first = interval.start_s
+        out.setdefault(interval.op, []).append(
+            Bucketed(
+                start_s=interval.start_s - first,
+                length_s=max(interval.end_s - interval.start_s, 1e-3),
+                count=interval.histogram.get_total_count(),
+                buckets=_buckets(interval.histogram, cache),
             )
-    finally:
-        reader.close()
+        )
     return out

@@ -18,12 +18,24 @@ import orjson
 from loadtest.analysis.compare.intervals import read_intervals
 from loadtest.analysis.compare.stats import Bucketed
 from loadtest.core.errors import LoadtestError, UsageError
+from loadtest.core.names import MATRIX_FILE
 from loadtest.core.units import format_latency_us
 from loadtest.results.document import RUN_FILE, load_run
+from loadtest.scenario.identity import TARGET_KEYS, differing_keys, workload_of
 
-__all__ = ["Run", "Side", "comparability_problems", "load_side", "matrix_sides"]
-
-MATRIX_FILE = "matrix.json"
+__all__ = [
+    "MUST_MATCH",
+    "TARGET_DIFFERS",
+    "WARN_ONLY",
+    "Run",
+    "Side",
+    "comparability_problems",
+    "comparability_warnings",
+    "load_side",
+    "matrix_sides",
+    "mismatches",
+    "split_target",
+]
 
 
 @dataclass
@@ -187,18 +199,171 @@ def matrix_sides(directory: Path) -> tuple[Side, Side]:
     return sides[0], sides[1]
 
 
+#: Facts about the machine that must match for runs to be compared (meta key, what it is).
+MUST_MATCH = (
+    ("cpu_model", "CPU model"),
+    ("cores", "cores"),
+    ("python_implementation", "Python implementation"),
+    ("python_minor", "Python version"),
+)
+#: Facts that may change under a comparison without making it meaningless, shown as warnings:
+#: hosted CI runners update their kernels between nights.
+WARN_ONLY = (("os", "OS and kernel release"), ("tool_version", "mcp-loadtest version"))
+
+
+def _facts(run: Run) -> dict[str, Any]:
+    """The machine facts of ``run``, read from any run.json version."""
+    meta = run.document.get("meta") or {}
+    python = str(meta.get("python") or "")
+    return {
+        "cpu_model": meta.get("cpu_model"),
+        "cores": meta.get("cores"),
+        "python_implementation": meta.get("python_implementation"),
+        "python_minor": ".".join(python.split(".")[:2]) or None,
+        # platform.platform(): the kernel release and C library, in every run.json version.
+        "os": meta.get("os"),
+        "tool_version": (meta.get("tool") or {}).get("version"),
+        "machine_fingerprint": meta.get("machine_fingerprint"),
+    }
+
+
+def _has_facts(run: Run) -> bool:
+    return all(_facts(run)[key] is not None for key, _ in MUST_MATCH[:2])
+
+
+def _workload(run: Run) -> Mapping[str, Any] | None:
+    scenario = run.document.get("scenario")
+    return workload_of(scenario) if isinstance(scenario, Mapping) else None
+
+
+def _short(value: Any, skip: int = 0) -> str:
+    """``value`` for one line; ``skip`` leading characters of a string (shared with the other
+    value) become ``...``, so that two long commands show where they differ."""
+    if isinstance(value, str) and skip:
+        value = "..." + value[skip:]
+    text = repr(value) if not isinstance(value, (int, float)) or isinstance(value, bool) else f"{value:g}"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _shared_prefix(x: Any, y: Any) -> int:
+    """How much of two strings' common start to leave out: up to a separator, and only if long."""
+    if not isinstance(x, str) or not isinstance(y, str):
+        return 0
+    # Character by character on purpose: these are commands and URLs, not only paths.
+    n = next((i for i, (c, d) in enumerate(zip(x, y, strict=False)) if c != d), min(len(x), len(y)))
+    cut = max(x.rfind("/", 0, n), x.rfind(" ", 0, n)) + 1
+    return cut if cut > 20 else 0
+
+
+def _describe(key: str, by_value: Mapping[str, list[str]]) -> str:
+    """``workload.rate: 60 in a/run-01 (+3 more), 80 in b/run-01 (+3 more)``."""
+    return f"{key}: " + ", ".join(
+        f"{value} in {paths[0]}" + (f" (+{len(paths) - 1} more)" if len(paths) > 1 else "")
+        for value, paths in by_value.items()
+    )
+
+
+def _collect(runs: Sequence[Run], values: Any) -> dict[str, dict[str, list[str]]]:
+    """Per differing key, the runs having each value (``values(reference, run)`` gives the diffs)."""
+    reference = runs[0]
+    keyed: dict[str, dict[str, list[str]]] = {}
+    for run in runs[1:]:
+        for key, (mine, theirs) in values(reference, run).items():
+            slot = keyed.setdefault(key, {})
+            skip = _shared_prefix(mine, theirs)
+            first = slot.setdefault(_short(mine, skip), [])
+            if str(reference.path) not in first:
+                first.append(str(reference.path))
+            slot.setdefault(_short(theirs, skip), []).append(str(run.path))
+    return keyed
+
+
+def mismatches(reference: Run, run: Run) -> dict[str, tuple[Any, Any]]:
+    """What stops ``run`` from being compared with ``reference``, by key (empty: nothing).
+
+    Keys are the workload's (``workload.duration``, ``ops[0].arguments.text``...) and the
+    machine facts that must match (``cpu_model``...). Runs that lack a stored scenario or
+    machine facts (hand-made documents) fall back to their hashes and fingerprints.
+    """
+    out: dict[str, tuple[Any, Any]] = {}
+    mine, theirs = _workload(reference), _workload(run)
+    if mine is not None and theirs is not None:
+        out.update(differing_keys(mine, theirs))
+    else:
+        for key in ("workload_hash", "scenario_hash"):
+            x, y = reference.meta(key), run.meta(key)
+            if x is not None and y is not None:
+                if x != y:
+                    out[key] = (x, y)
+                break
+    if _has_facts(reference) and _has_facts(run):
+        a, b = _facts(reference), _facts(run)
+        out.update({key: (a[key], b[key]) for key, _ in MUST_MATCH if a[key] != b[key]})
+    elif reference.meta("machine_fingerprint") != run.meta("machine_fingerprint"):
+        out["machine_fingerprint"] = (reference.meta("machine_fingerprint"), run.meta("machine_fingerprint"))
+    return out
+
+
 def comparability_problems(a: Side, b: Side) -> list[str]:
-    """Why these runs should not be put side by side (empty when they may be)."""
-    problems: list[str] = []
-    for key, what in (("scenario_hash", "scenario hashes"), ("machine_fingerprint", "machine fingerprints")):
-        values: dict[str, list[str]] = {}
-        for side in (a, b):
-            for run in side.runs:
-                values.setdefault(str(run.meta(key)), []).append(str(run.path))
-        if len(values) > 1:
-            detail = "; ".join(
-                f"{value} in {paths[0]}" + (f" (+{len(paths) - 1} more)" if len(paths) > 1 else "")
-                for value, paths in sorted(values.items())
-            )
-            problems.append(f"different {what}: {detail}")
+    """Why these runs should not be put side by side (empty when they may be).
+
+    Every reason names the keys that differ and where: ``different workloads: workload.rate:
+    60 in a/run-01, 80 in b/run-01``; ``different machines: cores: 2 in ..., 4 in ...``.
+    """
+    runs = [*a.runs, *b.runs]
+    keyed = _collect(runs, mismatches)
+    facts = {key for key, _ in MUST_MATCH} | {"machine_fingerprint"}
+    problems = []
+    workload = [_describe(k, v) for k, v in keyed.items() if k not in facts and not k.endswith("_hash")]
+    hashes = [_describe(k, v) for k, v in keyed.items() if k.endswith("_hash")]
+    machine = [_describe(k, v) for k, v in keyed.items() if k in facts]
+    if workload:
+        problems.append("different workloads: " + "; ".join(workload))
+    if hashes:
+        problems.append("different scenario hashes: " + "; ".join(hashes))
+    if machine:
+        problems.append("different machines: " + "; ".join(machine))
     return problems
+
+
+#: How a warning about where the target lives starts: reports put it in their header.
+TARGET_DIFFERS = "the target differs: "
+
+
+def split_target(warnings: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``warnings`` as (what differs about the target, for the header; the rest)."""
+    target = [w.removeprefix(TARGET_DIFFERS) for w in warnings if w.startswith(TARGET_DIFFERS)]
+    return target, [w for w in warnings if not w.startswith(TARGET_DIFFERS)]
+
+
+def comparability_warnings(a: Side, b: Side) -> list[str]:
+    """Differences that do not stop a comparison but belong in its header.
+
+    Where the target lives (``target.command``, ``target.url``, the reference server's knobs):
+    an A/B of two builds differs there by design. And machine facts that only warn (kernel,
+    tool version).
+    """
+    runs = [*a.runs, *b.runs]
+
+    def target(reference: Run, run: Run) -> dict[str, tuple[Any, Any]]:
+        x, y = (r.document.get("scenario") or {} for r in (reference, run))
+        return differing_keys(
+            {k: x.get(k) for k in TARGET_KEYS if k in x},
+            {k: y.get(k) for k in TARGET_KEYS if k in y},
+            skip_absent=True,
+        )
+
+    def soft(reference: Run, run: Run) -> dict[str, tuple[Any, Any]]:
+        x, y = _facts(reference), _facts(run)
+        return {
+            key: (x[key], y[key]) for key, _ in WARN_ONLY if None not in (x[key], y[key]) and x[key] != y[key]
+        }
+
+    out = []
+    targets = _collect(runs, target)
+    if targets:
+        out.append(TARGET_DIFFERS + "; ".join(_describe(k, v) for k, v in targets.items()))
+    machine = _collect(runs, soft)
+    if machine:
+        out.append("the machines differ in " + "; ".join(_describe(k, v) for k, v in machine.items()))
+    return out

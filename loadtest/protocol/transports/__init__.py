@@ -9,17 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Literal, get_args
 
 import aiohttp
 
+from loadtest.core.names import TRANSPORTS, TransportName
 from loadtest.protocol.transports.base import Channel, Incoming, Message, Received, TransportError
 from loadtest.protocol.transports.sse import connect_sse
 from loadtest.protocol.transports.stdio import connect_stdio
 from loadtest.protocol.transports.streamable_http import connect_streamable_http
-
-TransportName = Literal["stdio", "sse", "http"]
-TRANSPORTS: tuple[TransportName, ...] = get_args(TransportName)
 
 __all__ = [
     "TRANSPORTS",

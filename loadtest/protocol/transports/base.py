@@ -14,15 +14,19 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from loadtest.core.process import TargetProcess
+from loadtest.protocol.versions import LEGACY_VERSIONS
+
 Message = dict[str, Any]
 
-#: Protocol versions this client can speak, newest first.
-PROTOCOL_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")
+#: Protocol versions negotiated with ``initialize``, newest first.
+PROTOCOL_VERSIONS = LEGACY_VERSIONS
 LATEST_PROTOCOL_VERSION = PROTOCOL_VERSIONS[0]
 
 
@@ -55,13 +59,42 @@ Send = Callable[[Message], Awaitable[int]]
 
 
 @dataclass(slots=True)
+class ChannelInfo:
+    """Facts about one connection, for whoever drives it and for reports.
+
+    Each transport fills in what it knows; the rest stays ``None``. The HTTP transports update
+    it as the connection goes on (the session id once the server gives one, the status of the
+    GET stream and of the closing DELETE).
+    """
+
+    #: stdio: the server process this session launched (and owns).
+    process: TargetProcess | None = None
+    #: stdio: the file the server's stderr is appended to, if any.
+    stderr_log: Path | None = None
+    #: sse / http: the URL connected to.
+    url: str | None = None
+    #: sse: the POST endpoint the server announced.
+    endpoint: str | None = None
+    #: http: the ``Mcp-Session-Id`` the server assigned.
+    session_id: str | None = None
+    #: http: the status of the optional GET stream, once opened.
+    get_stream_status: int | None = None
+    #: http: the status of the DELETE that ended the session.
+    delete_status: int | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The stdio server's process id (None on the HTTP transports)."""
+        return self.process.pid if self.process is not None else None
+
+
+@dataclass(slots=True)
 class Channel:
     """The send/receive pair a transport yields."""
 
     send: Send
     incoming: MemoryObjectReceiveStream[Incoming]
-    #: Facts about the connection that reports may want (pid, session id, endpoint URL).
-    info: dict[str, Any] = field(default_factory=dict)
+    info: ChannelInfo = field(default_factory=ChannelInfo)
 
 
 async def deliver(stream: MemoryObjectSendStream[Incoming], item: Incoming) -> None:

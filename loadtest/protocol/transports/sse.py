@@ -13,7 +13,15 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from loadtest.core.aio import task_group
 from loadtest.core.errors import TargetError
-from loadtest.protocol.transports.base import Channel, Incoming, Message, Received, TransportError, deliver
+from loadtest.protocol.transports.base import (
+    Channel,
+    ChannelInfo,
+    Incoming,
+    Message,
+    Received,
+    TransportError,
+    deliver,
+)
 from loadtest.protocol.transports.http import CONNECT_TIMEOUT_S, client_session, describe_client_error
 from loadtest.protocol.transports.sse_parser import SseEvent, SseParser
 
@@ -84,7 +92,7 @@ async def connect_sse(
             async with task_group() as tg:
                 tg.start_soon(_read_events, events, send_incoming)
                 try:
-                    yield Channel(send, incoming, {"endpoint": endpoint, "url": url})
+                    yield Channel(send, incoming, ChannelInfo(url=url, endpoint=endpoint))
                 finally:
                     tg.cancel_scope.cancel()
                     incoming.close()

@@ -19,9 +19,18 @@ import orjson
 from anyio.streams.memory import MemoryObjectSendStream
 
 from loadtest.core.aio import light_task_group, task_group
-from loadtest.protocol.transports.base import Channel, Incoming, Message, Received, TransportError, deliver
+from loadtest.protocol.transports.base import (
+    Channel,
+    ChannelInfo,
+    Incoming,
+    Message,
+    Received,
+    TransportError,
+    deliver,
+)
 from loadtest.protocol.transports.http import client_session, describe_client_error
 from loadtest.protocol.transports.sse_parser import SseParser
+from loadtest.protocol.versions import request_headers, request_version
 
 _QUEUE = 1024
 #: How often a POST's SSE stream may be resumed with Last-Event-ID before giving up.
@@ -33,7 +42,7 @@ _DELETE_TIMEOUT_S = 2.0
 class _State:
     """What one session has learned: its id, the negotiated version, the headers they imply."""
 
-    __slots__ = ("_base", "headers", "init_id", "protocol_version", "session_id")
+    __slots__ = ("_base", "headers", "inflight", "init_id", "modern", "protocol_version", "session_id")
 
     def __init__(self, headers: dict[str, str]) -> None:
         self._base = headers
@@ -42,6 +51,15 @@ class _State:
         self.session_id: str | None = None
         self.protocol_version: str | None = None
         self.init_id: Any = None
+        #: 2026-07-28+: set once a stateless request went out; the POSTs still in flight, so
+        #: that cancelling one closes its stream (that era's cancellation on HTTP).
+        self.modern = False
+        self.inflight: dict[Any, anyio.CancelScope] = {}
+
+    def stateless(self, message: Message, version: str) -> dict[str, str]:
+        """Headers for a 2026-07-28+ POST: no session id, the request's own metadata."""
+        self.modern = True
+        return {**self._base, **request_headers(message, version)}
 
     def learned(self, *, session_id: str | None = None, protocol_version: str | None = None) -> None:
         self.session_id = session_id or self.session_id
@@ -74,7 +92,7 @@ async def connect_streamable_http(
         "Content-Type": "application/json",
     }
     state = _State(base)
-    info: dict[str, Any] = {"url": url}
+    info = ChannelInfo(url=url)
     async with client_session(http) as client:
         send_incoming, incoming = anyio.create_memory_object_stream[Incoming](_QUEUE)
         async with task_group() as tg, light_task_group() as posts:
@@ -84,7 +102,19 @@ async def connect_streamable_http(
                 body = orjson.dumps(message)
                 if method == "initialize":
                     state.init_id = message.get("id")
-                if "id" in message and method is not None:
+                version = request_version(message) if method is not None else None
+                if version is not None:
+                    posts.start_soon(
+                        _post_stateless, client, url, state, message, body, send_incoming, version
+                    )
+                elif method == "notifications/cancelled" and state.modern:
+                    # 2026-07-28 sends no cancel notification over HTTP: closing the request's
+                    # response stream is the cancellation.
+                    params = message.get("params") or {}
+                    if (scope := state.inflight.pop(params.get("requestId"), None)) is not None:
+                        scope.cancel()
+                    return 0
+                elif "id" in message and method is not None:
                     # A request: its answer may take a while, and arrives on this POST. One
                     # task per request, so the light kind (see loadtest.core.aio).
                     posts.start_soon(_post, client, url, state, message, body, send_incoming, info)
@@ -112,7 +142,7 @@ async def _post(
     message: Message,
     body: bytes,
     out: MemoryObjectSendStream[Incoming],
-    info: dict[str, Any],
+    info: ChannelInfo,
 ) -> None:
     request_id = message.get("id") if message.get("method") is not None else None
     try:
@@ -123,7 +153,7 @@ async def _post(
                 session_id = resp.headers.get("mcp-session-id")
                 if session_id is not None:
                     state.learned(session_id=session_id)
-                    info["session_id"] = session_id
+                    info.session_id = session_id
             if resp.status >= 300:
                 answer = (await resp.content.read(300)).decode("utf-8", "replace")
                 await deliver(
@@ -148,6 +178,77 @@ async def _post(
                 )
     except aiohttp.ClientError as exc:
         await deliver(out, TransportError("connection", describe_client_error(exc), request_id))
+
+
+async def _post_stateless(
+    client: aiohttp.ClientSession,
+    url: str,
+    state: _State,
+    message: Message,
+    body: bytes,
+    out: MemoryObjectSendStream[Incoming],
+    version: str,
+) -> None:
+    """POST one 2026-07-28+ request: its own headers, no session, no resumption; an error
+    status whose body is this request's JSON-RPC error is delivered as that error (the era's
+    UnsupportedProtocolVersion, HeaderMismatch, ... come with 400)."""
+    request_id = message.get("id")
+    with anyio.CancelScope() as scope:
+        state.inflight[request_id] = scope
+        try:
+            async with client.post(url, data=body, headers=state.stateless(message, version)) as resp:
+                if resp.status >= 300:
+                    data = await resp.content.read(1 << 16)
+                    answer = (
+                        _error_answer(data, request_id) if resp.content_type == "application/json" else None
+                    )
+                    if answer is not None:
+                        await deliver(out, Received(answer, len(data)))
+                        return
+                    text = data[:300].decode("utf-8", "replace")
+                    await deliver(
+                        out,
+                        TransportError(
+                            f"http_{resp.status}", f"POST answered {resp.status}: {text!r}", request_id
+                        ),
+                    )
+                elif resp.status == 202:
+                    # Accepted, yet no answer will come: ``lost`` at its deadline, as in the
+                    # handshake era (a proxy that drops a JSON answer sends exactly this).
+                    await resp.read()
+                elif resp.content_type == "application/json":
+                    await _deliver_json(await resp.read(), state, out, request_id)
+                elif resp.content_type == "text/event-stream":
+                    # A stream that ends unanswered is not reported: with nothing to resume,
+                    # the request is ``lost`` at its deadline, as the taxonomy has it.
+                    await _consume_sse(resp, SseParser(), state, out, request_id)
+                else:
+                    await deliver(
+                        out,
+                        TransportError(
+                            "bad_content_type", f"POST answered with {resp.content_type!r}", request_id
+                        ),
+                    )
+        except aiohttp.ClientError as exc:
+            await deliver(out, TransportError("connection", describe_client_error(exc), request_id))
+        finally:
+            state.inflight.pop(request_id, None)
+
+
+def _error_answer(data: bytes, request_id: Any) -> Message | None:
+    """The body of an error status, if it is this request's JSON-RPC error; else None (a
+    legacy server's 400 carries an error with another id, e.g. ``"server-error"``)."""
+    try:
+        message = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    if (
+        isinstance(message, dict)
+        and message.get("id") == request_id
+        and isinstance(message.get("error"), dict)
+    ):
+        return message
+    return None
 
 
 async def _deliver_json(
@@ -221,12 +322,12 @@ async def _get_stream(
     url: str,
     state: _State,
     out: MemoryObjectSendStream[Incoming],
-    info: dict[str, Any],
+    info: ChannelInfo,
 ) -> None:
     headers = {**state.headers, "Accept": "text/event-stream"}
     try:
         async with client.get(url, headers=headers) as resp:
-            info["get_stream_status"] = resp.status
+            info.get_stream_status = resp.status
             if resp.status != 200:
                 return
             await _consume_sse(resp, SseParser(), state, out, None)
@@ -234,7 +335,7 @@ async def _get_stream(
         await deliver(out, TransportError("get_stream_broken", describe_client_error(exc)))
 
 
-async def _delete(client: aiohttp.ClientSession, url: str, state: _State, info: dict[str, Any]) -> None:
+async def _delete(client: aiohttp.ClientSession, url: str, state: _State, info: ChannelInfo) -> None:
     # Shielded and bounded: the DELETE runs during teardown (possibly while being cancelled),
     # and a server that does not answer must not keep the run from ending.
     with (
@@ -243,4 +344,4 @@ async def _delete(client: aiohttp.ClientSession, url: str, state: _State, info: 
         contextlib.suppress(aiohttp.ClientError),
     ):
         async with client.delete(url, headers=state.headers) as resp:
-            info["delete_status"] = resp.status
+            info.delete_status = resp.status

@@ -30,7 +30,7 @@ import anyio
 import orjson
 import psutil
 
-from loadtest.core.aio import task_group
+from loadtest.core.aio import read_lines, task_group
 from loadtest.core.errors import LoadtestError, TargetError
 from loadtest.core.process import TargetProcess, launch
 from loadtest.protocol.session import CallError, Outcome
@@ -125,26 +125,14 @@ class _Worker:
         """Our reader task: lines from the worker, to whoever waits for them."""
         stdout = self.process.process.stdout
         assert stdout is not None
-        buffer = bytearray()
-        scanned = 0
-        with contextlib.suppress(anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
-            while True:
-                chunk = await stdout.receive(1 << 20)
-                buffer += chunk
-                # Results of tens of MB arrive in many chunks: look for the end of the line only
-                # in what is new.
-                while (end := buffer.find(b"\n", scanned)) >= 0:
-                    self._deliver(buffer[:end])
-                    del buffer[: end + 1]
-                    scanned = 0
-                scanned = len(buffer)
+        await read_lines(stdout, self._deliver)
         # End of its output: the worker has exited or is about to (bounded: it may hang).
         with anyio.move_on_after(2.0):
             await self.process.process.wait()
             await self.process.stderr_done.wait()  # its last words, for the message
         self._lost(self.process.describe_exit())
 
-    def _deliver(self, line: bytes | bytearray) -> None:
+    def _deliver(self, line: memoryview) -> None:
         try:
             message = orjson.loads(line)
         except orjson.JSONDecodeError:

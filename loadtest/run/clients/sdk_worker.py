@@ -424,6 +424,10 @@ async def perform(client: Any, message: dict[str, Any], state: dict[str, Any]) -
         return await client.get_prompt(params["name"], params.get("arguments"))
     if method == "tools/list":
         return await client.list_tools()
+    if method == "prompts/list":
+        return await client.list_prompts()
+    if method == "resources/list":
+        return await client.list_resources()
     if method == "ping":
         return await client.send_ping()
     raise Unsupported(f"the SDK-client mode does not make {method!r} calls")

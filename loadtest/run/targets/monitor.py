@@ -14,7 +14,6 @@ same clock and cumulative CPU; each row says which process (``segment``) it belo
 from __future__ import annotations
 
 import contextlib
-import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,8 @@ from typing import Any
 import anyio
 import anyio.abc
 import psutil
+
+from loadtest.core.process import own_cpu_s
 
 #: Most points kept in the time series; when full, every other point is dropped.
 MAX_SAMPLES = 3600
@@ -245,10 +246,9 @@ _self_process: psutil.Process | None = None
 def self_usage() -> tuple[float, int]:
     """The generator's own ``(cpu_s, rss_bytes)``: CPU since start, current resident memory."""
     global _self_process
-    usage = resource.getrusage(resource.RUSAGE_SELF)
     if _self_process is None:
         _self_process = psutil.Process()
-    return usage.ru_utime + usage.ru_stime, _self_process.memory_info().rss
+    return own_cpu_s(), _self_process.memory_info().rss
 
 
 __all__ = ["MAX_SAMPLES", "BoundedSeries", "ProcessMonitor", "self_usage"]

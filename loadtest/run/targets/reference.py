@@ -12,14 +12,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from loadtest.core.names import DEFAULT_PATHS, LOOPBACK, SERVER_TRANSPORT_NAMES
 from loadtest.core.process import TargetProcess, free_port
-from loadtest.run.targets.supervisor import LOOPBACK, Supervisor, supervise
+from loadtest.run.targets.supervisor import Supervisor, supervise
+from loadtest.scenario import Scenario
 
 #: The standalone reference server script; it imports only `mcp` and the standard library.
 REFERENCE_SERVER = Path(__file__).with_name("reference_server.py")
-#: The names the reference server (and the `mcp` SDK) give the transports.
-SERVER_TRANSPORT = {"stdio": "stdio", "sse": "sse", "http": "streamable-http"}
-DEFAULT_PATH = {"sse": "/sse", "http": "/mcp"}
 
 
 def reference_command(
@@ -38,7 +37,7 @@ def reference_command(
     ``leak_kb_per_session`` applies to the HTTP transports only (a stdio server has one
     session per process); it is left out for stdio.
     """
-    argv = [python, str(REFERENCE_SERVER), "--transport", SERVER_TRANSPORT[transport]]
+    argv = [python, str(REFERENCE_SERVER), "--transport", SERVER_TRANSPORT_NAMES[transport]]
     if port is not None:
         argv += ["--host", LOOPBACK, "--port", str(port)]
     if json_response:
@@ -50,6 +49,22 @@ def reference_command(
     if leak_kb_per_session and transport != "stdio":
         argv += ["--leak-kb-per-session", str(leak_kb_per_session)]
     return [*argv, *extra]
+
+
+def target_command(scenario: Scenario, transport: str, python: str, port: int | None) -> list[str] | None:
+    """The command that starts ``scenario``'s target for ``transport`` (None for a URL)."""
+    target = scenario.target
+    if target.reference:
+        return reference_command(
+            transport,
+            python=python,
+            port=port,
+            json_response=target.json_response,
+            stateless=target.stateless,
+            delay_ms=target.delay_ms,
+            leak_kb_per_session=target.leak_kb_per_session,
+        )
+    return scenario.command_for(transport, port, python)
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,10 @@ class Endpoint:
     supervisor: Supervisor | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
+    #: stdio: the file every session's server appends its stderr to (lines tagged with its
+    #: pid). One file per transport, not per session: with churn a run opens thousands of
+    #: sessions. Bounded, like the HTTP server's (see ``loadtest.core.process.StderrLog``).
+    stderr_log: Path | None = None
 
 
 @asynccontextmanager
@@ -85,26 +104,28 @@ async def start_target(
 ) -> AsyncIterator[Endpoint]:
     """Launch ``command`` for an HTTP transport and wait until it listens; or use ``url``.
 
-    For stdio nothing is launched here: each session starts its own server process. A launched
-    server that dies is relaunched when ``restart`` (see :mod:`loadtest.run.targets.supervisor`).
+    For stdio nothing is launched here: each session starts its own server process, whose
+    stderr goes to ``stderr_log`` too. A launched server that dies is relaunched when
+    ``restart`` (see :mod:`loadtest.run.targets.supervisor`).
     """
     env = dict(env or {})
     headers = dict(headers or {})
     if transport == "stdio":
         assert command is not None
-        yield Endpoint(transport, command=list(command), env=env)
+        yield Endpoint(transport, command=list(command), env=env, stderr_log=stderr_log)
         return
     if command is None:
         assert url is not None
         yield Endpoint(transport, url=url, headers=headers)
         return
     assert port is not None
-    async with supervise(
+    supervisor = Supervisor(
         command, port=port, env=env, ready_timeout=ready_timeout, stderr_log=stderr_log, restart=restart
-    ) as supervisor:
+    )
+    async with supervise(supervisor):
         yield Endpoint(
             transport,
-            url=url or f"http://{LOOPBACK}:{port}{DEFAULT_PATH[transport]}",
+            url=url or f"http://{LOOPBACK}:{port}{DEFAULT_PATHS[transport]}",
             process=supervisor.process,
             supervisor=supervisor,
             env=env,
@@ -112,4 +133,4 @@ async def start_target(
         )
 
 
-__all__ = ["REFERENCE_SERVER", "Endpoint", "free_port", "reference_command", "start_target"]
+__all__ = ["REFERENCE_SERVER", "Endpoint", "free_port", "reference_command", "start_target", "target_command"]

@@ -134,11 +134,12 @@ class _Unsupported(Exception):
 
 #: ``--leak-kb-per-session``: what the "leak" holds on to, never released.
 _LEAKED: list[bytes] = []
-_INITIALIZE = re.compile(rb'"method"\s*:\s*"initialize"')
+#: A session starts with ``initialize``, or (2026-07-28, no handshake) ``server/discover``.
+_INITIALIZE = re.compile(rb'"method"\s*:\s*"(?:initialize|server/discover)"')
 
 
 def _leak_per_session(kb: int) -> None:
-    """Keep ``kb`` KiB per HTTP ``initialize``, forever, whatever the SDK does with the session.
+    """Keep ``kb`` KiB per HTTP session start, forever, whatever the SDK does with the session.
 
     Every ``mcp`` release from 1.8 on serves HTTP through ``uvicorn.Config(app, ...)``, so the
     ASGI app is wrapped there: the one place that is the same across releases and sees every

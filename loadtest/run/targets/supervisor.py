@@ -20,9 +20,9 @@ import anyio.abc
 
 from loadtest.core.aio import task_group
 from loadtest.core.errors import TargetError
+from loadtest.core.names import LOOPBACK
 from loadtest.core.process import TargetProcess, launch, signal_group, wait_for_port
 
-LOOPBACK = "127.0.0.1"
 #: Pause before relaunching a server that died, so that one that dies at once is not spun.
 RESTART_BACKOFF_S = 0.5
 
@@ -111,19 +111,8 @@ class Supervisor:
 
 
 @asynccontextmanager
-async def supervise(
-    command: str | Sequence[str],
-    *,
-    port: int,
-    env: Mapping[str, str] | None = None,
-    ready_timeout: float = 20.0,
-    stderr_log: Path | None = None,
-    restart: bool = False,
-) -> AsyncIterator[Supervisor]:
-    """Launch ``command`` and yield once it listens on ``port``; stop it (bounded) at exit."""
-    supervisor = Supervisor(
-        command, port=port, env=env, ready_timeout=ready_timeout, stderr_log=stderr_log, restart=restart
-    )
+async def supervise(supervisor: Supervisor) -> AsyncIterator[Supervisor]:
+    """Launch ``supervisor``'s command and yield once it listens; stop it (bounded) at exit."""
     async with task_group() as tg:
         await tg.start(supervisor.run)
         try:

@@ -10,7 +10,7 @@ from typing import IO
 
 import anyio
 
-from loadtest.core.aio import task_group
+from loadtest.core.aio import PipeWriter, open_pipes, task_group
 from loadtest.core.errors import LoadtestError, TargetError
 from loadtest.measure.metrics import Recorder
 from loadtest.protocol.session import number_sessions
@@ -36,29 +36,19 @@ from loadtest.run.workers.parent import MAX_LINE, SEND_TIMEOUT_S
 JOB_TIMEOUT_S = 60.0
 
 
-class _Out(asyncio.Protocol):
-    def __init__(self) -> None:
-        self.closed = asyncio.Event()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed.set()
-
-
 class _Pipes:
     """The worker's end: messages in on stdin, out on a private copy of stdout."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.WriteTransport, out: _Out) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, out: PipeWriter) -> None:
         self.reader = reader
+        # Kept: a StreamWriter that is garbage-collected closes its pipe.
         self.writer = writer
         self.out = out
 
     @classmethod
     async def open(cls, out: IO[bytes]) -> _Pipes:
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=MAX_LINE)
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
-        writer, protocol = await loop.connect_write_pipe(_Out, out)
-        return cls(reader, writer, protocol)
+        pipes = await open_pipes(sys.stdin.buffer, out, limit=MAX_LINE)
+        return cls(pipes.reader, pipes.writer, pipes.protocol)
 
     async def receive(self) -> Message | None:
         """The next message from the parent; None at the end of input."""
@@ -78,7 +68,7 @@ class _Pipes:
         with anyio.move_on_after(SEND_TIMEOUT_S):
             await self.out.closed.wait()
         if not self.out.closed.is_set():
-            self.writer.abort()
+            self.writer.transport.abort()
 
 
 async def _work(out: IO[bytes]) -> int:
@@ -107,7 +97,7 @@ async def _work(out: IO[bytes]) -> int:
             go.set()
 
     async def start() -> int:
-        pipes.send(Ready(report.protocol_version, report.server_info))
+        pipes.send(Ready(report.protocol_version, report.server_info, report.protocol_chosen_by))
         with anyio.move_on_after(JOB_TIMEOUT_S):
             await go.wait()
         if not go.is_set():
@@ -151,18 +141,19 @@ async def _work(out: IO[bytes]) -> int:
 
 
 def _done(job: Job, recorder: Recorder, report: TransportReport) -> Done:
-    section = recorder.summary()[job.transport]
+    section = recorder.sections()[job.transport]
     ops = recorder.ops_of(job.transport)
     return Done(
         sessions=recorder.encoded_sessions(job.transport),
-        generator=section["generator"],
-        server=section["server"],
-        client=section["client"],
+        generator=dict(section.generator),
+        server=dict(section.server),
+        client=dict(section.client),
         error=report.error,
         ops={name: OwnTotals(stats.count, int(stats.total.total_count)) for name, stats in ops.items()},
         examples={name: stats.examples for name, stats in ops.items() if stats.examples},
         error_examples={name: stats.error_examples for name, stats in ops.items() if stats.error_examples},
         setup=report.setup,
+        skipped_ops=dict(section.skipped_ops),
     )
 
 

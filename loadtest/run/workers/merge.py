@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from loadtest.measure.metrics import MAX_EXAMPLES, Recorder
+from loadtest.core.names import LAG_RANGE
+from loadtest.measure.metrics import Recorder
+from loadtest.measure.summary import merge_clients
 from loadtest.run.bottleneck import bottleneck, is_own
 from loadtest.run.control import Progress, TransportReport
 from loadtest.run.setup import merge_setups
-from loadtest.run.ticker import LAG_RANGE
 from loadtest.run.workers.messages import Done, Ready, Tick
 
 #: A worker's generator figures the parent lists per worker.
@@ -109,7 +110,7 @@ class Merge:
         saturated = False
         own_calls: dict[str, int] = {}
         own_recorded: dict[str, int] = {}
-        clients: list[dict[str, Any]] = []
+        clients: list[Mapping[str, Any]] = []
         setups: list[dict[str, Any]] = []
         for worker in self.workers:
             if worker.error:
@@ -122,6 +123,8 @@ class Merge:
                 errors.append(done.error)
             recorder.add_sessions(transport, **done.sessions)
             self._examples(done)
+            for name, why in done.skipped_ops.items():
+                recorder.skip_op(transport, name, why)
             clients.append(done.client)
             if done.setup is not None:
                 setups.append(done.setup)
@@ -200,24 +203,8 @@ class Merge:
         for name, kinds in done.error_examples.items():
             stats = self.recorder.op(self.transport, name)
             for kind, examples in kinds.items():
-                kept = stats.error_examples.setdefault(kind, [])
-                kept.extend(examples[: max(0, MAX_EXAMPLES - len(kept))])
+                for example in examples:
+                    stats.add_error_example(kind, example)
 
 
-def merge_clients(clients: list[dict[str, Any]]) -> dict[str, Any]:
-    """``transports.<t>.client`` of several workers: the same client, its CPU added up.
-
-    Per call figures are recomputed from the sums (not averaged), so that they mean what one
-    worker's mean: CPU over measured calls.
-    """
-    merged = dict(clients[0])
-    calls = sum(int(c.get("calls") or 0) for c in clients)
-    merged["calls"] = calls
-    if all(c.get("cpu_s") is not None for c in clients):
-        cpu = sum(float(c["cpu_s"]) for c in clients)
-        merged["cpu_s"] = round(cpu, 3)
-        merged["cpu_per_call_us"] = round(cpu / calls * 1e6, 1) if calls else None
-    return merged
-
-
-__all__ = ["Merge", "WorkerView", "merge_clients"]
+__all__ = ["Merge", "WorkerView"]

@@ -10,12 +10,13 @@ again: nothing is unpickled from a pipe.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from loadtest.run.targets.reference import Endpoint
-from loadtest.scenario.model import Scenario, scenario_from_data
+from loadtest.scenario import Scenario, scenario_from_data
 
 #: What a worker runs needs only these sections (the target is reached through the endpoint).
 _SECTIONS = ("name", "workload", "ops", "health", "soak")
@@ -59,6 +60,8 @@ class Job:
     url: str | None
     env: dict[str, str]
     headers: dict[str, str]
+    #: stdio: the file every session's server appends its stderr to (one per transport).
+    stderr_log: str | None = None
     t: str = "job"
 
     @classmethod
@@ -75,6 +78,7 @@ class Job:
             endpoint.url,
             dict(endpoint.env),
             dict(endpoint.headers),
+            str(endpoint.stderr_log) if endpoint.stderr_log is not None else None,
         )
 
     def load_scenario(self) -> Scenario:
@@ -83,7 +87,12 @@ class Job:
 
     def endpoint(self) -> Endpoint:
         return Endpoint(
-            self.transport, command=self.command, url=self.url, env=self.env, headers=self.headers
+            self.transport,
+            command=self.command,
+            url=self.url,
+            env=self.env,
+            headers=self.headers,
+            stderr_log=Path(self.stderr_log) if self.stderr_log is not None else None,
         )
 
 
@@ -108,6 +117,8 @@ class Ready:
 
     protocol_version: str | None
     server_info: dict[str, Any]
+    #: How the version was chosen: discover, initialize or pinned.
+    protocol_chosen_by: str | None = None
     t: str = "ready"
 
 
@@ -152,6 +163,8 @@ class Done:
     examples: dict[str, dict[str, list[dict[str, Any]]]]
     error_examples: dict[str, dict[str, list[dict[str, Any]]]]
     setup: dict[str, Any] | None = None
+    #: Ops the negotiated protocol removed, not sent (``transports.<t>.skipped_ops``).
+    skipped_ops: dict[str, str] = field(default_factory=dict)
     t: str = "done"
 
 

@@ -19,12 +19,12 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 import loadtest
 from loadtest.core.aio import task_group
 from loadtest.core.errors import LoadtestError, TargetError
-from loadtest.core.process import TargetProcess, launch
+from loadtest.core.process import TargetProcess, launch, own_cpu_s
 from loadtest.measure.metrics import Recorder
 from loadtest.run.control import Progress, RunControl, TransportReport
 from loadtest.run.guard import open_target
 from loadtest.run.targets.monitor import ProcessMonitor
-from loadtest.run.timing import cpu_s, either
+from loadtest.run.timing import either
 from loadtest.run.workers.merge import Merge, WorkerView
 from loadtest.run.workers.messages import (
     Done,
@@ -39,7 +39,7 @@ from loadtest.run.workers.messages import (
     encode,
 )
 from loadtest.run.workers.split import check_workers, share_scenario
-from loadtest.scenario.model import Scenario
+from loadtest.scenario import Scenario
 
 #: A worker's start-up (interpreter, imports) on top of its first session's connect timeout.
 START_MARGIN_S = 30.0
@@ -127,7 +127,7 @@ class _Parent:
         # without workers.
         for op in self.scenario.ops:
             self.recorder.op(transport, op.name)
-        cpu_start = cpu_s()
+        cpu_start = own_cpu_s()
         wall_start = time.perf_counter()
         token = secrets.token_hex(3)
         width = len(str(self.count - 1))
@@ -162,7 +162,7 @@ class _Parent:
                 await self._start(tg)
                 await self.all_finished.wait()
             tg.cancel_scope.cancel()
-        self.merge.finish(self.report, cpu_s() - cpu_start, time.perf_counter() - wall_start)
+        self.merge.finish(self.report, own_cpu_s() - cpu_start, time.perf_counter() - wall_start)
         self._server()
         self.progress.transport_done(transport)
         lost = [w for w in self.workers if w.done is None]
@@ -199,7 +199,10 @@ class _Parent:
         if hello is not None:
             self.report.protocol_version = hello.protocol_version
             self.report.server_info = hello.server_info or {}
-            self.recorder.set_protocol_version(self.transport, self.report.protocol_version)
+            self.report.protocol_chosen_by = hello.protocol_chosen_by
+            self.recorder.set_protocol_version(
+                self.transport, self.report.protocol_version, self.report.protocol_chosen_by
+            )
         t0 = time.perf_counter_ns() + GO_AHEAD_NS
         workload = self.scenario.workload
         self.merge.measure_start_ns = t0 + int(workload.warmup * 1e9)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from loadtest.core.errors import UsageError
-from loadtest.scenario.model import Scenario
+from loadtest.scenario import Scenario
 
 #: More worker processes than this is a typo, not a plan.
 MAX_WORKERS = 64
