@@ -160,6 +160,71 @@ async def test_request_limit_is_exact_across_workers(tmp_path: Path) -> None:
     assert [w["calls"] for w in section["generator"]["per_worker"]] == [13, 12, 12]
 
 
+async def test_workers_report_the_client_and_error_examples_like_one_process(tmp_path: Path) -> None:
+    s = scenario(
+        tmp_path,
+        """
+        transports = ["sse"]
+        [workload]
+        sessions = 2
+        requests = 40
+        warmup = "0s"
+        [[ops]]
+        tool = "fail"
+        arguments = { nonce = "{nonce}" }
+        [[ops]]
+        method = "ping"
+        """,
+    )
+    sections = []
+    for workers in (1, 2):
+        directory = tmp_path / f"run{workers}"
+        directory.mkdir()
+        outcome = await execute(s, directory, workers=workers)
+        assert outcome.failure is None
+        sections.append(outcome.document["transports"]["sse"])
+    for section in sections:
+        client = section["client"]
+        # compare reads the client's cost per call; with workers it was missing.
+        assert client["kind"] == "builtin"
+        assert client["calls"] == 40
+        assert client["cpu_s"] > 0
+        assert client["cpu_per_call_us"] == pytest.approx(client["cpu_s"] / 40 * 1e6, rel=0.01)
+        fail = section["ops"]["fail"]
+        assert fail["errors"]["is_error"] == fail["count"] > 0
+        kept = fail["error_examples"]["is_error"]
+        assert 0 < len(kept) <= 5
+        assert all("fail requested nonce-" in example["detail"] for example in kept)
+    assert sections[0]["client"].keys() == sections[1]["client"].keys()
+
+
+async def test_workers_skip_the_ops_the_protocol_removed_like_one_process(tmp_path: Path) -> None:
+    # On 2026-07-28 ping is gone: each worker skips it, and the merged run.json says so, so
+    # that the gates leave it out instead of failing it for "no data".
+    s = scenario(
+        tmp_path,
+        """
+        transports = ["http"]
+        [workload]
+        sessions = 2
+        requests = 30
+        warmup = "0s"
+        [[ops]]
+        tool = "echo"
+        arguments = { text = "{nonce}" }
+        [[ops]]
+        method = "ping"
+        """,
+    )
+    outcome = await execute(s, tmp_path, workers=2)
+    assert outcome.failure is None
+    section = outcome.document["transports"]["http"]
+    assert section["protocol_chosen_by"] == "discover"
+    assert section["skipped_ops"] == {"ping": f"removed in {section['negotiated_protocol_version']}"}
+    assert section["ops"]["ping"]["count"] == 0
+    assert section["ops"]["echo"]["count"] == section["ops"]["echo"]["ok"] == 30
+
+
 def test_shares_add_up_to_the_workload(tmp_path: Path) -> None:
     s = scenario(
         tmp_path,
@@ -231,11 +296,9 @@ def _wait_for_line(proc: subprocess.Popen[str], text: str) -> None:
 
 
 def _workers_of(pid: int) -> list[psutil.Process]:
-    return [
-        p
-        for p in psutil.Process(pid).children(recursive=True)
-        if "loadtest.run.workers" in " ".join(p.cmdline())
-    ]
+    # The workers are the tester's own children. Not recursive: a server a worker starts
+    # carries the worker's command line between fork and exec, and would count as a worker.
+    return [p for p in psutil.Process(pid).children() if "loadtest.run.workers" in " ".join(p.cmdline())]
 
 
 def test_interrupt_with_workers_writes_merged_partial_results_and_leaves_no_process(tmp_path: Path) -> None:
@@ -274,6 +337,8 @@ def test_interrupt_with_workers_writes_merged_partial_results_and_leaves_no_proc
     section = run["transports"]["stdio"]
     assert sum(w["calls"] for w in section["generator"]["per_worker"]) == run["totals"]["calls"]
     assert "partial results written" in stderr
+    assert run["meta"]["partial"] is True
+    assert run["meta"]["ran"]["transports"]["stdio"]["completed"] is False
     for child in children:
         assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
 

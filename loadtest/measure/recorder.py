@@ -10,10 +10,8 @@ them. :meth:`Recorder.sections` gives the typed transport sections of run.json.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
@@ -21,93 +19,11 @@ from typing import Any, cast
 import anyio
 
 from loadtest.core.names import HIGHEST_US
-from loadtest.measure.histograms import clear_histogram, encode_histogram, new_histogram, percentiles
+from loadtest.measure.histograms import clear_histogram, encode_histogram, percentiles
 from loadtest.measure.hlog import UNCORRECTED_SUFFIX, HlogWriter, epoch_of, hlog_path
 from loadtest.measure.opstats import UNATTRIBUTED, OpStats
 from loadtest.measure.summary import Client, Generator, Server, Sessions, SetupLatency, TransportSection
-
-_TAG_UNSAFE = re.compile(r"[,\s\x00-\x1f\x7f]")
-
-
-@dataclass(frozen=True, slots=True)
-class LiveStats:
-    """What the progress display shows for one transport."""
-
-    #: Calls recorded so far.
-    calls: int
-    #: Calls per second over the last completed interval.
-    rate: float
-    #: p99 (corrected, µs) over the last completed interval, across ops; ``None`` if no samples.
-    p99_us: int | None
-    errors: int
-    silent: int
-    #: Seconds since measurement started (or the last reset).
-    elapsed_s: float
-
-
-class _Transport:
-    __slots__ = (
-        "calls_at_tick",
-        "client",
-        "done",
-        "generator",
-        "live_p99",
-        "live_rate",
-        "log",
-        "log_fresh",
-        "name",
-        "ops",
-        "origin_ns",
-        "protocol_chosen_by",
-        "protocol_version",
-        "scratch",
-        "server",
-        "sessions_failed",
-        "sessions_opened",
-        "setup",
-        "skipped_ops",
-        "start_ns",
-        "tags",
-        "ticked_ns",
-    )
-
-    def __init__(self, name: str, now_ns: int) -> None:
-        self.name = name
-        #: Measurement of this transport has ended; later ticks leave it alone.
-        self.done = False
-        self.ops: dict[str, OpStats] = {}
-        self.tags: set[str] = set()
-        self.sessions_opened = 0
-        self.sessions_failed = 0
-        self.setup = new_histogram()
-        self.protocol_version: str | None = None
-        self.protocol_chosen_by: str | None = None
-        self.skipped_ops: dict[str, str] = {}
-        self.generator: dict[str, Any] = {}
-        self.server: dict[str, Any] = {}
-        self.client: dict[str, Any] = {}
-        self.scratch = new_histogram()
-        self.log: HlogWriter | None = None
-        #: Whether the next opening of the log starts it afresh (header) or appends.
-        self.log_fresh = True
-        self.restart(now_ns)
-
-    def restart(self, now_ns: int) -> None:
-        self.origin_ns = now_ns
-        self.start_ns = now_ns
-        self.ticked_ns: int | None = None
-        self.calls_at_tick = 0
-        self.live_rate = 0.0
-        self.live_p99: int | None = None
-
-    def unique_tag(self, op: str) -> str:
-        base = _TAG_UNSAFE.sub("_", op) or "_"
-        tag, n = base, 1
-        while tag in self.tags or tag + UNCORRECTED_SUFFIX in self.tags:
-            n += 1
-            tag = f"{base}~{n}"
-        self.tags.update((tag, tag + UNCORRECTED_SUFFIX))
-        return tag
+from loadtest.measure.transport_record import LiveStats, TransportRecord
 
 
 class Recorder:
@@ -131,16 +47,16 @@ class Recorder:
         self.out_dir = out_dir
         self.interval_s = interval_s
         self._clock = clock
-        self._transports: dict[str, _Transport] = {}
+        self._transports: dict[str, TransportRecord] = {}
         self._ops: dict[tuple[str, str], OpStats] = {}
         self._finished = False
 
     # -- recording --------------------------------------------------------------------------
 
-    def _transport(self, name: str) -> _Transport:
+    def _transport(self, name: str) -> TransportRecord:
         t = self._transports.get(name)
         if t is None:
-            t = self._transports[name] = _Transport(name, self._clock())
+            t = self._transports[name] = TransportRecord(name, self._clock())
         return t
 
     def op(self, transport: str, op: str) -> OpStats:
@@ -276,7 +192,7 @@ class Recorder:
         self.tick(now_ns, transport=transport)
         self._transport(transport).done = True
 
-    def _tick(self, t: _Transport, now: int) -> None:
+    def _tick(self, t: TransportRecord, now: int) -> None:
         now = max(now, t.start_ns)
         log = self._log(t) if t.ops else None
         start_s = (t.start_ns - t.origin_ns) / 1e9
@@ -306,7 +222,7 @@ class Recorder:
         t.calls_at_tick = calls
         t.start_ns = t.ticked_ns = now
 
-    def _log(self, t: _Transport) -> HlogWriter | None:
+    def _log(self, t: TransportRecord) -> HlogWriter | None:
         if self.out_dir is None:
             return None
         if t.log is None:
@@ -395,7 +311,7 @@ class Recorder:
         elapsed = (self._clock() - t.origin_ns) / 1e9
         return LiveStats(calls, t.live_rate, t.live_p99, errors, silent, max(elapsed, 0.0))
 
-    def _measured_s(self, t: _Transport) -> float:
+    def _measured_s(self, t: TransportRecord) -> float:
         end = t.ticked_ns if (self._finished or t.done) and t.ticked_ns is not None else self._clock()
         return max(end - t.origin_ns, 0) / 1e9
 

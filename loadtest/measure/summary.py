@@ -231,6 +231,9 @@ class Generator(TypedDict, total=False):
     cpu_busy: float
     saturated: bool
     in_flight_max: int
+    #: Why the generator may be the bottleneck, if so: ``{cause: own_cpu|own_busy|elsewhere}``.
+    bottleneck: dict[str, Any] | None
+    own_lag_p99_us: int
     rss_start_bytes: int
     rss_peak_bytes: int
     rss_end_bytes: int
@@ -307,6 +310,8 @@ class TransportSection:
     measured_s: float = 0.0
     #: What the server said it is in its ``initialize`` result (``serverInfo``), if anything.
     server_info: Mapping[str, Any] = field(default_factory=dict)
+    #: How opening the planned sessions went, before the clock started (``loadtest.run.setup``).
+    setup: Mapping[str, Any] | None = None
     #: Why this transport could not be (fully) run, if so.
     error: str | None = None
     #: Ops not sent on this transport and why (``ping``: "removed in 2026-07-28"). They have no
@@ -324,6 +329,7 @@ class TransportSection:
         "client",
         "measured_s",
         "server_info",
+        "setup",
         "error",
         "skipped_ops",
     )
@@ -340,6 +346,8 @@ class TransportSection:
             "measured_s": self.measured_s,
             "server_info": dict(self.server_info),
         }
+        if self.setup is not None:
+            out["setup"] = dict(self.setup)
         # Only a transport that failed has the key: readers test for its presence.
         if self.error is not None:
             out["error"] = self.error
@@ -352,7 +360,7 @@ class TransportSection:
     def from_json(cls, data: Mapping[str, Any]) -> TransportSection:
         version = data.get("negotiated_protocol_version")
         chosen_by = data.get("protocol_chosen_by")
-        error = data.get("error")
+        error, setup = data.get("error"), data.get("setup")
         return cls(
             negotiated_protocol_version=None if version is None else str(version),
             protocol_chosen_by=None if chosen_by is None else str(chosen_by),
@@ -365,6 +373,7 @@ class TransportSection:
             client=cast(Client, dict(data.get("client") or {})),
             measured_s=float(data.get("measured_s") or 0.0),
             server_info=dict(data.get("server_info") or {}),
+            setup=dict(setup) if isinstance(setup, Mapping) else None,
             error=None if error is None else str(error),
             skipped_ops={str(k): str(v) for k, v in (data.get("skipped_ops") or {}).items()},
             extra=_extra(data, cls._KEYS),

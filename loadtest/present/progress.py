@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from loadtest.core.units import format_duration, format_latency_us
 from loadtest.measure.metrics import Recorder
-from loadtest.run.driver import Progress
+from loadtest.run.control import Progress
 
 _BAR = 20
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from loadtest.core.units import format_latency_us
-from loadtest.run.driver import GENERATOR_BUSY_LIMIT
+from loadtest.run.control import GENERATOR_BUSY_LIMIT
 
 _COLUMNS = ("transport", "op", "calls", "rate/s", "p50", "p90", "p99", "p99.9", "max", "errors", "silent")
 _RIGHT = frozenset(_COLUMNS[2:])
@@ -60,6 +60,45 @@ def summary_rows(transports: Mapping[str, Any]) -> list[list[str]]:
                 ]
             )
     return rows
+
+
+def _generator_lines(transport: str, generator: dict[str, Any], style: Style) -> list[str]:
+    """The generator's warning (or note), by the cause the run found (loadtest.run.bottleneck)."""
+    found = generator.get("bottleneck")
+    cause = found.get("cause") if isinstance(found, dict) else None
+    if cause is None and not generator.get("saturated"):
+        return []
+    workers = generator.get("workers") or 1
+    # Each worker is one event loop: its share of one core is what can run out.
+    where = f" in the busiest of {workers} workers" if workers > 1 else ""
+    busy = generator.get("cpu_busy", 0)
+    lag = format_latency_us(generator.get("lag_p99_us") or 0)
+    hint = "; with cores to spare, --workers spreads the load" if busy > GENERATOR_BUSY_LIMIT else ""
+    if cause is None:
+        # A run from before the cause was recorded: all it says is "saturated".
+        why = f" (CPU {busy:.0%} of one core{where}, event-loop lag p99 {lag}):"
+    elif cause == "elsewhere":
+        return [
+            style.dim(
+                f"note: on {transport} the event loop woke late (lag p99 {lag}) while the generator was "
+                f"mostly idle (CPU {busy:.0%} of one core{where}): the lag came from elsewhere (other "
+                "processes on this machine), not from the generator"
+            )
+        ]
+    elif cause == "own_cpu":
+        why = f": its own CPU was {busy:.0%} of one core{where} (event-loop lag p99 {lag});"
+    else:
+        own = format_latency_us(generator.get("own_lag_p99_us") or 0)
+        why = (
+            f": its event loop woke late while busy with its own work (lag p99 {lag}, {own} of it its own;"
+            f" CPU {busy:.0%} of one core{where});"
+        )
+    return [
+        style.red(
+            f"warning: on {transport} the load generator may be the bottleneck{why}"
+            f" latencies include its own delays{hint}"
+        )
+    ]
 
 
 def render_summary(run: Mapping[str, Any], style: Style) -> str:
@@ -116,20 +155,7 @@ def render_summary(run: Mapping[str, Any], style: Style) -> str:
     for transport, section in transports.items():
         lines.extend(health_lines(transport, section, style))
     for transport, section in transports.items():
-        generator = section.get("generator") or {}
-        if generator.get("saturated"):
-            workers = generator.get("workers") or 1
-            # Each worker is one event loop: its share of one core is what can run out.
-            where = f" in the busiest of {workers} workers" if workers > 1 else ""
-            busy = generator.get("cpu_busy", 0)
-            hint = "; with cores to spare, --workers spreads the load" if busy > GENERATOR_BUSY_LIMIT else ""
-            lines.append(
-                style.red(
-                    f"warning: on {transport} the load generator may be the bottleneck "
-                    f"(CPU {busy:.0%} of one core{where}, event-loop lag p99 "
-                    f"{format_latency_us(generator.get('lag_p99_us') or 0)}): latencies include its own delays{hint}"
-                )
-            )
+        lines.extend(_generator_lines(transport, section.get("generator") or {}, style))
     for transport, section in transports.items():
         client = section.get("client") or {}
         if client.get("saturated"):

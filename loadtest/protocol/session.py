@@ -112,12 +112,15 @@ class ServerHello:
 class _Waiter:
     # A bare future and a timer rather than an anyio Event in a cancel scope: this is the
     # wait of every request, and that pair costs ~4x less (see loadtest.core.aio).
-    __slots__ = ("expired", "future", "outcome")
+    __slots__ = ("expired", "future", "label", "outcome")
 
-    def __init__(self, outcome: Outcome) -> None:
+    def __init__(self, outcome: Outcome, label: str | None) -> None:
         self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.outcome = outcome
         self.expired = False
+        # The caller's name for the request (its op), kept with the request itself so that it
+        # goes when the request does: a side table outlived requests that never went out.
+        self.label = label
 
     def settle(self) -> None:
         if not self.future.done():
@@ -145,8 +148,6 @@ class Session:
     _timed_out: dict[int, None] = field(default_factory=dict)
     #: Requests the transport failed loudly: an answer that still comes is no duplicate.
     _failed: dict[int, None] = field(default_factory=dict)
-    #: Op names of pending requests (see ``request(label=...)``).
-    _labels: dict[int, str] = field(default_factory=dict)
     _closed: CallError | None = None
     #: Stateless (2026-07-28+) sessions: the ``_meta`` of every request; answers are checked.
     envelope: dict[str, Any] | None = None
@@ -155,6 +156,9 @@ class Session:
     def closed(self) -> CallError | None:
         """Why the channel closed under this session (server gone, stream ended), if it did."""
         return self._closed
+
+    #: Why this session can carry no more calls, if so (the ``ClientSession`` protocol).
+    ended = closed
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -188,13 +192,11 @@ class Session:
         if params is not None:
             message["params"] = params
         outcome = Outcome(method, request_id, time.perf_counter_ns())
-        if label is not None:
-            self._labels[request_id] = label
         if self._closed is not None:
             outcome.error = self._closed
             outcome.done_ns = outcome.sent_ns
             return outcome
-        waiter = _Waiter(outcome)
+        waiter = _Waiter(outcome, label)
         self._pending[request_id] = waiter
         outcome.nbytes_out = await self.channel.send(message)
         timer = call_later(self.request_timeout if timeout is None else timeout, waiter.expire)
@@ -204,7 +206,6 @@ class Session:
             timer.cancel()
         if waiter.expired:
             self._pending.pop(request_id, None)
-            self._labels.pop(request_id, None)
             _remember(self._timed_out, request_id, None)
             outcome.done_ns = time.perf_counter_ns()
             outcome.error = CallError(
@@ -321,7 +322,7 @@ class Session:
             outcome.error = CallError(
                 "malformed", f"response has neither result nor error: {str(message)[:200]}", True
             )
-        _remember(self._settled, request_id, self._labels.pop(request_id, outcome.method))
+        _remember(self._settled, request_id, waiter.label or outcome.method)
         waiter.settle()
 
     def _stray(self, request_id: Any, message: Message) -> None:
@@ -372,7 +373,6 @@ class Session:
     def _on_transport_error(self, error: TransportError) -> None:
         failure = CallError(error.kind, error.detail, silent=False)
         if error.request_id is not None and (waiter := self._pending.pop(error.request_id, None)) is not None:
-            self._labels.pop(error.request_id, None)
             _remember(self._failed, error.request_id, None)
             waiter.outcome.error = failure
             waiter.outcome.done_ns = time.perf_counter_ns()

@@ -23,10 +23,10 @@ from collections.abc import Mapping
 from typing import Any, Final, Literal
 
 from loadtest import __version__
-from loadtest.protocol.transports.base import PROTOCOL_VERSIONS
 
-#: Versions negotiated with ``initialize``, newest first.
-LEGACY_VERSIONS: Final = PROTOCOL_VERSIONS
+#: Versions negotiated with ``initialize``, newest first. Defined here, not in the transports
+#: (which import this module): importing this module first must not load them half-way.
+LEGACY_VERSIONS: Final = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")
 #: Versions declared per request, newest first.
 MODERN_VERSIONS: Final = ("2026-07-28",)
 #: Every version this client speaks, newest first.

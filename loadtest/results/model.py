@@ -83,7 +83,9 @@ class Meta(TypedDict, total=False):
     scenario_hash: str
     workload_hash: str
     workers: int
+    #: An interrupted run (SIGINT/SIGTERM): True, and what ran of the plan (``ran``).
     partial: Any
+    ran: dict[str, Any]
 
 
 class Totals(TypedDict):
@@ -117,7 +119,8 @@ class RunDocument:
     thresholds: Sequence[Mapping[str, Any]] = ()
     #: Conformance results; ``None`` (no key) when conformance did not run.
     checks: Sequence[Mapping[str, Any]] | None = None
-    #: Why the document is incomplete (a run rebuilt from its logs); no key when complete.
+    #: Why the document is incomplete (a run rebuilt from its logs, an interrupted run); no
+    #: key when complete.
     partial: str | None = None
     #: Why the run could not be carried out; no key when it could.
     error: str | None = None

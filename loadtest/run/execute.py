@@ -122,7 +122,9 @@ def _document(
     sections = recorder.sections()
     for name, report in reports.items():
         section = sections.get(name) or TransportSection()
-        sections[name] = replace(section, server_info=dict(report.server_info), error=report.error or None)
+        sections[name] = replace(
+            section, server_info=dict(report.server_info), setup=report.setup, error=report.error or None
+        )
     meta = cast(
         Meta,
         {
@@ -141,9 +143,48 @@ def _document(
             "workers": workers,
         },
     )
+    partial_note: str | None = None
+    if any(report.interrupted for report in reports.values()):
+        # A SIGINT/SIGTERM run is not the planned run: say so, and what ran, so that compare
+        # and baselines need not take a few seconds of one transport for the whole.
+        meta["partial"] = True
+        meta["ran"] = ran = _what_ran(scenario, reports, sections)
+        note = ", ".join(
+            f"{name} {part['measured_s']:g}s of {part['planned_s']:g}s"
+            if part.get("planned_s")
+            else f"{name} {part['measured_s']:g}s"
+            for name, part in ran["transports"].items()
+        )
+        not_run = f"; not run: {', '.join(ran['not_run'])}" if ran["not_run"] else ""
+        # The top-level note is what `report` and the HTML report show for a partial run.
+        partial_note = f"interrupted: measured {note}{not_run}"
     transports = {name: section.to_json() for name, section in sections.items()}
     thresholds = [result.to_dict() for result in evaluate(scenario.thresholds, transports)]
-    return RunDocument(meta, scenario.to_dict(), sections, totals_of(sections), thresholds, checks)
+    return RunDocument(
+        meta, scenario.to_dict(), sections, totals_of(sections), thresholds, checks, partial=partial_note
+    )
+
+
+def _what_ran(
+    scenario: Scenario, reports: dict[str, TransportReport], sections: Mapping[str, TransportSection]
+) -> dict[str, Any]:
+    """``meta.ran`` of an interrupted run: per transport, complete or not, measured of planned."""
+    planned = scenario.workload.total_duration
+    ran: dict[str, Any] = {}
+    for name, report in reports.items():
+        section = sections.get(name) or TransportSection()
+        ran[name] = {
+            "completed": not report.interrupted,
+            "measured_s": section.measured_s,
+            "planned_s": planned,
+            "planned_requests": scenario.workload.requests or None,
+            "calls": sum(op.count for op in section.ops.values()),
+        }
+    return {
+        "reason": "interrupted (SIGINT/SIGTERM)",
+        "transports": ran,
+        "not_run": [name for name in scenario.transports if name not in reports],
+    }
 
 
 #: Servers whose ``serverInfo.version`` is the version of the ``mcp`` SDK they run on.

@@ -9,7 +9,7 @@ value checks), ``thresholds`` (pass/fail rules).
 from __future__ import annotations
 
 from loadtest.scenario.fields import BUNDLED_DEFAULT, FROM_COMMAND_LINE
-from loadtest.scenario.load import load_scenario
+from loadtest.scenario.load import load_scenario, scenario_from_data
 from loadtest.scenario.model import (
     REDACTED,
     TRANSPORTS,
@@ -38,4 +38,5 @@ __all__ = [
     "Target",
     "Workload",
     "load_scenario",
+    "scenario_from_data",
 ]

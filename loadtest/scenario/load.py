@@ -46,7 +46,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
-__all__ = ["load_scenario"]
+__all__ = ["load_scenario", "scenario_from_data"]
 
 _TOML_WHERE = re.compile(r"\s*\((?:at line (\d+), column (\d+)|at end of document)\)\s*$")
 
@@ -102,6 +102,15 @@ def load_scenario(path: Path | str | None, overrides: Mapping[str, Any] | None =
     data = _read_toml(text, file)
     cli_keys = _apply_overrides(data, overrides or {}, file)
     return _build(_Context(file, cli_keys), data, source=source, stem=stem)
+
+
+def scenario_from_data(data: Mapping[str, Any], *, source: str) -> Scenario:
+    """Validate a scenario given as data rather than a file (a generator worker's job).
+
+    ``data`` has the shape of a scenario file's tables (for instance :meth:`Scenario.to_dict`'s
+    sections with ``None`` values left out); it gets the same checks and messages as a file.
+    """
+    return _build(_Context(source, set()), dict(data), source=source, stem=str(data.get("name", "scenario")))
 
 
 def _apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any], file: str) -> set[str]:

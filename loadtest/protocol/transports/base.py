@@ -21,11 +21,12 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from loadtest.core.process import TargetProcess
+from loadtest.protocol.versions import LEGACY_VERSIONS
 
 Message = dict[str, Any]
 
-#: Protocol versions this client can speak, newest first.
-PROTOCOL_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")
+#: Protocol versions negotiated with ``initialize``, newest first.
+PROTOCOL_VERSIONS = LEGACY_VERSIONS
 LATEST_PROTOCOL_VERSION = PROTOCOL_VERSIONS[0]
 
 

@@ -201,6 +201,11 @@ class SdkSession:
         #: Set when the session's transport failed (or the worker died): calls fail at once.
         self.dead: CallError | None = None
 
+    @property
+    def ended(self) -> CallError | None:
+        """Why this session can carry no more calls, if so (the ``ClientSession`` protocol)."""
+        return self.dead
+
     async def request(
         self,
         method: str,

@@ -15,7 +15,7 @@ from pathlib import Path
 from loadtest.core.names import DEFAULT_PATHS, LOOPBACK, SERVER_TRANSPORT_NAMES
 from loadtest.core.process import TargetProcess, free_port
 from loadtest.run.targets.supervisor import Supervisor, supervise
-from loadtest.scenario.model import Scenario
+from loadtest.scenario import Scenario
 
 #: The standalone reference server script; it imports only `mcp` and the standard library.
 REFERENCE_SERVER = Path(__file__).with_name("reference_server.py")
