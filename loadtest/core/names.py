@@ -53,9 +53,17 @@ SIGNIFICANT_DIGITS = 3
 #: figure needs no more precision, and the smaller histogram is cheaper to merge).
 LAG_RANGE: tuple[int, int, int] = (1, 60_000_000, 2)
 
+# -- the generator's own health (the run measures it, the summary judges it) -------------------
+
+#: Above this share of one core, or this event-loop lag, the generator may be the bottleneck.
+GENERATOR_BUSY_LIMIT = 0.8
+GENERATOR_LAG_LIMIT_US = 5_000
+
 __all__ = [
     "DEFAULT_PATHS",
     "DEFAULT_REQUEST_TIMEOUT_S",
+    "GENERATOR_BUSY_LIMIT",
+    "GENERATOR_LAG_LIMIT_US",
     "HIGHEST_US",
     "HLOG_SUFFIX",
     "LAG_RANGE",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from loadtest.core.names import GENERATOR_BUSY_LIMIT
 from loadtest.core.units import format_latency_us
-from loadtest.run.control import GENERATOR_BUSY_LIMIT
 
 _COLUMNS = ("transport", "op", "calls", "rate/s", "p50", "p90", "p99", "p99.9", "max", "errors", "silent")
 _RIGHT = frozenset(_COLUMNS[2:])

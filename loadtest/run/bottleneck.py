@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from loadtest.run.control import GENERATOR_BUSY_LIMIT, GENERATOR_LAG_LIMIT_US
+from loadtest.core.names import GENERATOR_BUSY_LIMIT, GENERATOR_LAG_LIMIT_US
 
 Cause = Literal["own_cpu", "own_busy", "elsewhere"]
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio
 
+from loadtest.core.names import GENERATOR_BUSY_LIMIT, GENERATOR_LAG_LIMIT_US
 from loadtest.measure.metrics import Recorder
 from loadtest.run.targets.reference import Endpoint
 
@@ -19,9 +20,6 @@ from loadtest.run.targets.reference import Endpoint
 INTERRUPT_GRACE_S = 2.0
 #: Pause before reopening a session that failed mid-run, so a dead server is not hammered.
 REOPEN_BACKOFF_S = 0.2
-#: Above this share of one core, or this event-loop lag, the generator may be the bottleneck.
-GENERATOR_BUSY_LIMIT = 0.8
-GENERATOR_LAG_LIMIT_US = 5_000
 
 
 class Progress:
