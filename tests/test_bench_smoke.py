@@ -23,6 +23,7 @@ def _positive(value: Any) -> bool:
     return isinstance(value, (int, float)) and value > 0
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(210)
 def test_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "generator_cost.json"

@@ -78,6 +78,7 @@ def _health(c: Comparison, key: str) -> Any:
 
 
 @pytest.mark.timeout(400)
+@pytest.mark.slow
 def test_a_session_leak_is_a_health_regression_first_in_every_report(groups: dict[str, Path]) -> None:
     c = _compare(groups["a"], groups["leak"])
     row = _health(c, "rss_per_1k_sessions")
@@ -106,6 +107,7 @@ def test_a_session_leak_is_a_health_regression_first_in_every_report(groups: dic
 
 
 @pytest.mark.timeout(400)
+@pytest.mark.slow
 def test_the_release_that_fixed_the_leak_is_a_health_improvement(groups: dict[str, Path]) -> None:
     c = _compare(groups["leak"], groups["a"])
     assert _health(c, "rss_per_1k_sessions").verdict == IMPROVED
@@ -113,6 +115,7 @@ def test_the_release_that_fixed_the_leak_is_a_health_improvement(groups: dict[st
 
 
 @pytest.mark.timeout(400)
+@pytest.mark.slow
 def test_clean_against_clean_changes_no_health_verdict(groups: dict[str, Path]) -> None:
     c = _compare(groups["a"], groups["a2"])
     health = [r for r in c.rows if r.op == HEALTH_OP]

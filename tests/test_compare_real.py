@@ -32,6 +32,7 @@ expect = {{ text = "hello {{nonce}}" }}
 """
 
 
+@pytest.mark.slow
 async def test_an_added_delay_is_reported_as_a_regression_of_the_right_size(tmp_path: Path) -> None:
     # 20 ms: several times the p50 of the quiet server, so that even with the run-to-run spread
     # of a shared 2-core machine (~30% of p50) four runs a side clear the report's bar.

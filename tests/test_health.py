@@ -230,6 +230,7 @@ async def churn(tmp_path: Path, leak: int) -> dict[str, Any]:
     return transports
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_a_server_that_keeps_memory_per_session_is_reported_as_leaking(tmp_path: Path) -> None:
     transports = await churn(tmp_path, LEAK_KB)
@@ -245,6 +246,7 @@ async def test_a_server_that_keeps_memory_per_session_is_reported_as_leaking(tmp
         assert (tmp_path / "run" / f"health-{transport}.jsonl").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_the_reference_server_releases_closed_sessions(tmp_path: Path) -> None:
     # Legacy SSE: the client drops the stream; Streamable HTTP: DELETE.

@@ -39,6 +39,7 @@ def test_interleaving_is_abba() -> None:
     assert interleaved(3, 2) == [(0, 0), (1, 0), (2, 0), (2, 1), (1, 1), (0, 1)]
 
 
+@pytest.mark.slow
 async def test_two_real_releases_on_every_transport(tmp_path: Path, env_cache: Path) -> None:
     # An old 1.x (FastMCP, host/port in the constructor) and the newest 2.x (MCPServer,
     # host/port in run()): the same reference server script serves both.

@@ -67,6 +67,7 @@ def _ops(outcome: RunOutcome, transport: str) -> dict[str, Any]:
     return ops
 
 
+@pytest.mark.slow
 async def test_two_releases_clients_on_every_transport_with_a_blob_over_1_mib(
     tmp_path: Path, env_cache: Path
 ) -> None:

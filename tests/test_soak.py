@@ -82,6 +82,7 @@ def health_rows(path: Path) -> list[dict[str, Any]]:
     return [line for line in map(json.loads, path.read_text().splitlines()) if "gen_rss" in line]
 
 
+@pytest.mark.slow
 def test_a_short_soak_keeps_generator_memory_flat_and_logs_every_interval(tmp_path: Path) -> None:
     duration = 30
     done = subprocess.run(
