@@ -132,6 +132,9 @@ def check_against_baseline(
             reasons = mismatches(new, run)
             if reasons:
                 skipped.append(f"{run.path}: not comparable ({_why(reasons)})")
+            elif run.partial:
+                # A stopped run is no reference for a whole one.
+                skipped.append(f"{run.path}: a partial run ({run.partial})")
             else:
                 keep.append(run)
         if not keep:

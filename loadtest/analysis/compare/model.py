@@ -63,6 +63,14 @@ class Run:
         return (self.document.get("meta") or {}).get(key)
 
     @property
+    def partial(self) -> str | None:
+        """Why this run is not a whole run (interrupted, or rebuilt after a kill), or None."""
+        note = self.document.get("partial")
+        if note:
+            return str(note)
+        return "partial" if self.meta("partial") else None
+
+    @property
     def sdk(self) -> str | None:
         target = self.meta("target") or {}
         sdk = target.get("sdk") or {}
@@ -359,7 +367,8 @@ def comparability_warnings(a: Side, b: Side) -> list[str]:
             key: (x[key], y[key]) for key, _ in WARN_ONLY if None not in (x[key], y[key]) and x[key] != y[key]
         }
 
-    out = []
+    # A run stopped early measured less than it was asked to: flagged wherever it is compared.
+    out = [f"{run.path} is a partial run ({run.partial})" for run in runs if run.partial]
     targets = _collect(runs, target)
     if targets:
         out.append(TARGET_DIFFERS + "; ".join(_describe(k, v) for k, v in targets.items()))
