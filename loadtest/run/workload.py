@@ -6,10 +6,7 @@ exactly as "2,000 per second".
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import math
-import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -69,14 +66,31 @@ def _time_for_area(r0: float, r1: float, d: float, area: float) -> float:
 
 
 class OpPicker:
-    """Weighted choice of the next op, seeded so runs are repeatable."""
+    """The op mix, as a smooth weighted round robin: deterministic and exact in any window.
 
-    __slots__ = ("_cumulative", "_items", "_random", "_total")
+    A random weighted choice keeps the mix only on average: in a 50-call run of the default
+    scenario an op of weight 1 in 16 got no call at all about one run in twenty, and a gate
+    then failed for "no data" by chance. Here every op gets its share of any N consecutive
+    picks to within two calls (the interleaving nginx uses for weighted upstreams), so a short
+    run measures every op it can, and runs are repeatable. ``seed`` starts the round at another
+    phase (worker processes each take their own).
+    """
+
+    __slots__ = ("_current", "_total", "_weights")
 
     def __init__(self, weights: Sequence[float], seed: int = 0) -> None:
-        self._cumulative = list(itertools.accumulate(weights))
-        self._total = self._cumulative[-1]
-        self._random = random.Random(seed).random
+        self._weights = [float(w) for w in weights]
+        self._total = sum(self._weights)
+        self._current = [0.0] * len(self._weights)
+        for _ in range(seed):
+            self.pick()
 
     def pick(self) -> int:
-        return bisect.bisect_right(self._cumulative, self._random() * self._total)
+        current = self._current
+        best = 0
+        for index, weight in enumerate(self._weights):
+            current[index] += weight
+            if current[index] > current[best]:
+                best = index
+        current[best] -= self._total
+        return best
