@@ -16,7 +16,8 @@ Lines, told apart by their keys:
   process is watched; ``t`` is seconds since the transport began, as for events;
 * events: ``{"t", "at" (UTC ISO), "event", "detail"}``: ``measuring`` (warm-up over),
   ``attach`` (a server process is watched), ``crash``, ``hang``, ``restart``,
-  ``restart_failed``, ``idle`` (the load stopped).
+  ``restart_failed``, ``idle`` (the load stopped);
+* set-up, once, when the clock starts: ``{"setup": {...}}`` (``transports.<t>.setup``).
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ class HealthRecord:
     header: dict[str, Any] = field(default_factory=dict)
     samples: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    #: How opening the planned sessions went (``transports.<t>.setup``), once the clock started.
+    setup: dict[str, Any] | None = None
 
 
 def read_health_log(path: Path) -> HealthRecord:
@@ -83,6 +86,8 @@ def read_health_log(path: Path) -> HealthRecord:
                 continue
             if "schema" in line:
                 record.header = line
+            elif isinstance(line.get("setup"), dict):
+                record.setup = line["setup"]
             elif "event" in line:
                 record.events.append(line)
             elif "t" in line:

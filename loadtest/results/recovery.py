@@ -205,6 +205,7 @@ def rebuild_document(directory: Path) -> RunDocument:
             server=_server(record),
             generator=_generator(record),
             measured_s=round(measured_s, 3),
+            setup=record.setup,
         )
     return RunDocument(
         meta={"started": started, "ended": None},

@@ -202,6 +202,8 @@ class TransportRun:
         # this transport can start now, set to the end of warm-up, before any call exists.
         self.recorder.reset(window.measure_start_ns, transport=self.transport)
         setup = self.state.setup.section()
+        # In the health log too, so that a run killed later is rebuilt with its set-up.
+        self.guard.health.log.write({"setup": setup})
         if setup["late"] or (setup["setup_s"] or 0.0) >= SETUP_NOTE_S:
             self.progress.note(describe(setup, self.transport))
         self.progress.transport_started(self.transport, self.plan.planned_s, self.plan.request_limit or None)
