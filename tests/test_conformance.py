@@ -59,7 +59,7 @@ def _by_id(results: list[CheckResult]) -> dict[str, CheckResult]:
 
 @pytest.mark.npm
 @pytest.mark.anyio
-@pytest.mark.parametrize("transport", ["stdio", "sse", "http"])
+@pytest.mark.parametrize("transport", ["stdio", pytest.param("sse", marks=pytest.mark.slow), "http"])
 async def test_check_server_everything(transport: str) -> None:
     argv = require_everything()
     port = None if transport == "stdio" else free_port()

@@ -89,6 +89,8 @@ async def test_two_real_releases_on_every_transport(tmp_path: Path, env_cache: P
     assert comparison.check_diffs
 
 
+# tests/test_envs.py shows a complete environment reused without the installer by default.
+@pytest.mark.slow
 async def test_a_second_matrix_reuses_the_environments(tmp_path: Path) -> None:
     # Its own cache (uv's cache makes the first build quick), so that the command-line run can
     # be pointed at it: $MCP_LOADTEST_CACHE/envs.

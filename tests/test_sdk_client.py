@@ -298,6 +298,7 @@ def test_client_mistakes_are_one_line(
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 async def test_matrix_crosses_client_releases_with_a_server_release(tmp_path: Path, env_cache: Path) -> None:
     # "Does my server work with agents on 2.x?": one server release, two client releases.
     scenario = _scenario(tmp_path, MIXED.replace("requests = 24", "requests = 12"), transports='["http"]')

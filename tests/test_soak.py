@@ -196,6 +196,8 @@ async def test_the_generator_keeps_nothing_per_call(tmp_path: Path) -> None:
     assert total < 16 * 1024, "\n".join(str(stat) for stat in sorted(grown, key=lambda s: -s.size_diff)[:8])
 
 
+# tests/test_recovery.py kills and rebuilds a run by default; this is the soak's own case.
+@pytest.mark.slow
 def test_a_killed_soak_leaves_logs_that_report_renders(tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = subprocess.Popen(
