@@ -164,7 +164,7 @@ def test_a_matrix_directory_alone_compares_its_two_sdks(tmp_path: Path) -> None:
     for side, label in (("a", "mcp-1.0"), ("b", "mcp-2.0")):
         shutil.copytree(GOLDEN / side, matrix / label)
     plan = {
-        "schema": "mcp-loadtest/run/matrix/1",
+        "schema": "mcp-loadtest/matrix/1",
         "sides": [
             {"label": "mcp-1.0", "spec": "1.0", "runs": ["mcp-1.0/run-01"]},
             {"label": "mcp-2.0", "spec": "2.0", "runs": ["mcp-2.0/run-01"]},

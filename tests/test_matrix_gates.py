@@ -73,6 +73,8 @@ async def test_matrix_fails_on_a_threshold_shows_it_per_side_and_lists_wire_diff
     assert "threshold of the scenario failed on" in err
     # Every report of the comparison has them too.
     (matrix,) = (tmp_path / "out").iterdir()
+    # The plan next to the runs keeps the schema name scripts read (it was once renamed by accident).
+    assert orjson.loads((matrix / "matrix.json").read_bytes())["schema"] == "mcp-loadtest/matrix/1"
     stem = matrix / f"compare-{old}-vs-{new}"
     markdown = stem.with_name(stem.name + ".md").read_text()
     assert "Thresholds (every run must pass)" in markdown

@@ -38,7 +38,7 @@ from loadtest.run.driver import Progress, RunControl
 from loadtest.run.execute import RunOutcome, execute
 from loadtest.scenario import Scenario
 
-MATRIX_SCHEMA = "mcp-loadtest/run/matrix/1"
+MATRIX_SCHEMA = "mcp-loadtest/matrix/1"
 DEFAULT_REPEAT = 5
 #: Per-run overhead (server starts, warm-up, drain) used for the first time estimate.
 _STARTUP_ESTIMATE_S = 4.0
